@@ -1,0 +1,66 @@
+#include "core/cpu_features.h"
+
+#include <cpuid.h>
+
+#include <cstdlib>
+#include <cstring>
+
+namespace strata {
+namespace {
+Isa g_cap = Isa::Avx512;
+bool g_cap_read = false;
+}  // namespace
+
+const CpuFeatures& cpu_features() {
+  static const CpuFeatures f = [] {
+    CpuFeatures r;
+    unsigned a, b, c, d;
+    if (__get_cpuid(1, &a, &b, &c, &d)) {
+      r.fma = c & bit_FMA;
+      r.f16c = c & bit_F16C;
+      const bool osxsave = c & bit_OSXSAVE;
+      unsigned xlo = 0, xhi = 0;
+      if (osxsave) __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+      const bool ymm = (xlo & 0x6) == 0x6, zmm = (xlo & 0xe6) == 0xe6;
+      if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        r.avx2 = ymm && (b & bit_AVX2);
+        r.avx512f = zmm && (b & bit_AVX512F);
+        r.avx512bw = zmm && (b & bit_AVX512BW);
+        r.avx512vl = zmm && (b & bit_AVX512VL);
+      }
+    }
+    return r;
+  }();
+  return f;
+}
+
+void set_isa_cap(Isa cap) {
+  g_cap = cap;
+  g_cap_read = true;
+}
+
+Isa best_isa() {
+  if (!g_cap_read) {
+    g_cap_read = true;
+    if (const char* e = std::getenv("STRATA_ISA")) {
+      if (!std::strcmp(e, "scalar")) g_cap = Isa::Scalar;
+      else if (!std::strcmp(e, "avx2")) g_cap = Isa::Avx2;
+    }
+  }
+  const CpuFeatures& f = cpu_features();
+  Isa have = Isa::Scalar;
+  if (f.avx2 && f.fma && f.f16c) have = Isa::Avx2;
+  if (have == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) have = Isa::Avx512;
+  return static_cast<int>(have) < static_cast<int>(g_cap) ? have : g_cap;
+}
+
+const char* isa_name(Isa i) {
+  switch (i) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+}  // namespace strata

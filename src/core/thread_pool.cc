@@ -1,0 +1,104 @@
+#include "core/thread_pool.h"
+
+#include <sched.h>
+
+#include <algorithm>
+
+namespace strata {
+namespace {
+thread_local bool t_in_pool_task = false;
+}
+
+int ThreadPool::default_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true);
+  generation_.fetch_add(1);
+  generation_.notify_all();
+  for (auto& t : workers_) t.join();
+}
+
+void ThreadPool::work_on(const Job& job, int thread_index) {
+  const bool was = t_in_pool_task;
+  t_in_pool_task = true;
+  try {
+    if (job.pinned) {
+      job.invoke(job.ctx, thread_index);
+    } else {
+      for (;;) {
+        const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
+        if (c >= job.n_chunks) break;
+        job.invoke(job.ctx, c);
+      }
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lk(err_mu_);
+    if (!error_) error_ = std::current_exception();
+    next_chunk_.store(job.n_chunks);  // stop handing out work
+  }
+  t_in_pool_task = was;
+}
+
+void ThreadPool::dispatch(const Job& job) {
+  if (t_in_pool_task || n_threads_ == 1 || (!job.pinned && job.n_chunks == 1)) {
+    // Serial: nested call, single thread, or a single chunk.
+    const bool was = t_in_pool_task;
+    t_in_pool_task = true;
+    try {
+      for (int64_t c = 0; c < job.n_chunks; ++c) job.invoke(job.ctx, c);
+    } catch (...) {
+      t_in_pool_task = was;
+      throw;
+    }
+    t_in_pool_task = was;
+    return;
+  }
+  std::lock_guard<std::mutex> lk(dispatch_mu_);
+  job_ = job;
+  error_ = nullptr;
+  next_chunk_.store(0, std::memory_order_relaxed);
+  busy_.store(n_threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  work_on(job_, 0);
+  // Wait for the workers: spin briefly (kernels are short), then block.
+  for (int spin = 0; busy_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin < 20000) {
+      __builtin_ia32_pause();
+    } else {
+      int b = busy_.load(std::memory_order_acquire);
+      if (b != 0) busy_.wait(b, std::memory_order_acquire);
+    }
+  }
+  if (error_) std::rethrow_exception(error_);
+}
+
+void ThreadPool::worker(int index) {
+  uint64_t seen = 0;
+  for (;;) {
+    // Spin a little for the next job before sleeping on the generation counter.
+    uint64_t g = generation_.load(std::memory_order_acquire);
+    for (int spin = 0; g == seen && spin < 20000; ++spin) {
+      __builtin_ia32_pause();
+      g = generation_.load(std::memory_order_acquire);
+    }
+    while (g == seen) {
+      generation_.wait(seen, std::memory_order_acquire);
+      g = generation_.load(std::memory_order_acquire);
+    }
+    seen = g;
+    if (stop_.load()) return;
+    work_on(job_, index);
+    if (busy_.fetch_sub(1, std::memory_order_acq_rel) == 1) busy_.notify_one();
+  }
+}
+
+}  // namespace strata

@@ -1,0 +1,85 @@
+// A fixed pool of worker threads for data-parallel kernels. The calling thread takes part, so a
+// pool of n threads starts n-1 workers. Work is split into chunks handed out by an atomic
+// counter; a parallel call made from inside a task runs serially on that thread.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace strata {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // fn(begin, end) over [0, n) in chunks of at least `grain` items.
+  template <class F>
+  void parallel_for(int64_t n, int64_t grain, F&& fn) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    const int64_t max_chunks = static_cast<int64_t>(n_threads_) * 4;
+    int64_t chunk = (n + max_chunks - 1) / max_chunks;
+    if (chunk < grain) chunk = grain;
+    const int64_t n_chunks = (n + chunk - 1) / chunk;
+    auto body = [&](int64_t c) {
+      const int64_t b = c * chunk;
+      const int64_t e = b + chunk < n ? b + chunk : n;
+      fn(b, e);
+    };
+    run_chunks(n_chunks, body);
+  }
+
+  // fn(thread_index, n_threads) once on every thread of the pool.
+  template <class F>
+  void run_on_all(F&& fn) {
+    auto body = [&](int64_t c) { fn(static_cast<int>(c), n_threads_); };
+    run_chunks_pinned(body);
+  }
+
+  // The number of threads a default pool gets: the cores this process may run on.
+  static int default_threads();
+
+ private:
+  struct Job {
+    void (*invoke)(void* ctx, int64_t chunk) = nullptr;
+    void* ctx = nullptr;
+    int64_t n_chunks = 0;
+    bool pinned = false;  // one chunk per thread, chunk index = thread index
+  };
+
+  template <class F>
+  void run_chunks(int64_t n_chunks, F& body) {
+    Job job{[](void* c, int64_t i) { (*static_cast<F*>(c))(i); }, &body, n_chunks, false};
+    dispatch(job);
+  }
+  template <class F>
+  void run_chunks_pinned(F& body) {
+    Job job{[](void* c, int64_t i) { (*static_cast<F*>(c))(i); }, &body, n_threads_, true};
+    dispatch(job);
+  }
+
+  void dispatch(const Job& job);
+  void worker(int index);
+  void work_on(const Job& job, int thread_index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex dispatch_mu_;  // one job at a time per pool
+  Job job_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int64_t> next_chunk_{0};
+  std::atomic<int> busy_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex err_mu_;
+  std::exception_ptr error_;
+};
+
+}  // namespace strata
