@@ -27,13 +27,14 @@ std::string human_bytes(double b) {
   return u == 0 ? fmt::format("{:.0f} {}", b, units[u]) : fmt::format("{:.2f} {}", b, units[u]);
 }
 
-Progress::Progress(std::string what, int64_t total, std::string unit)
+Progress::Progress(std::string what, int64_t total, std::string unit, bool enabled)
     : what_(std::move(what)),
       unit_(std::move(unit)),
       total_(total),
       tty_(isatty(STDERR_FILENO)),
       start_(std::chrono::steady_clock::now()),
-      last_draw_(start_) {}
+      last_draw_(start_),
+      on_(enabled) {}
 
 Progress::~Progress() {
   if (!finished_ && done_ > 0) finish();
@@ -41,18 +42,23 @@ Progress::~Progress() {
 
 void Progress::update(int64_t done, const std::string& detail) {
   done_ = done;
-  if (!enabled()) return;
+  if (!on_ || !enabled()) return;
   const auto now = std::chrono::steady_clock::now();
   const double since = std::chrono::duration<double>(now - last_draw_).count();
-  if (since < (tty_ ? 0.1 : 5.0) && done_ < total_) return;
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  if (elapsed < 0.5) return;  // quick work stays quiet
+  if (since < (tty_ ? 0.1 : 5.0) && drawn_) return;
   last_draw_ = now;
+  drawn_ = true;
   draw(false, detail);
 }
 
 void Progress::finish(const std::string& detail) {
   if (finished_) return;
   finished_ = true;
-  if (!enabled()) return;
+  if (!on_ || !enabled()) return;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  if (!drawn_ && elapsed < 0.5) return;
   draw(true, detail);
 }
 

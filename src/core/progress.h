@@ -10,7 +10,7 @@ namespace strata {
 
 class Progress {
  public:
-  Progress(std::string what, int64_t total, std::string unit = "");
+  Progress(std::string what, int64_t total, std::string unit = "", bool enabled = true);
   ~Progress();
   void update(int64_t done, const std::string& detail = "");
   void add(int64_t n, const std::string& detail = "") { update(done_ + n, detail); }
@@ -23,8 +23,9 @@ class Progress {
   void draw(bool final, const std::string& detail);
   std::string what_, unit_;
   int64_t total_, done_ = 0;
-  bool finished_ = false, tty_;
+  bool finished_ = false, drawn_ = false, tty_;
   std::chrono::steady_clock::time_point start_, last_draw_;
+  bool on_;
 };
 
 std::string human_bytes(double bytes);

@@ -1,0 +1,97 @@
+#include "model/model.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "model/tensor_names.h"
+#include "ops/matmul.h"
+
+namespace strata {
+namespace {
+
+// Copies rows [Q_h, K_h, V_h] per head into [Q; K; V] (BLOOM's fused QKV). Works for matrices
+// (rows of any type) and bias vectors alike: `unit` is the bytes of one output row.
+void qkv_per_head_to_concat(const uint8_t* src, uint8_t* dst, int64_t n_head, int64_t head_dim, int64_t unit) {
+  const int64_t hb = head_dim * unit;  // bytes of one head's slice of Q, K or V
+  for (int64_t h = 0; h < n_head; ++h)
+    for (int64_t part = 0; part < 3; ++part)
+      std::memcpy(dst + (part * n_head + h) * hb, src + (h * 3 + part) * hb, static_cast<size_t>(hb));
+}
+
+void transpose_2d(const TensorInfo& ti, const uint8_t* src, uint8_t* dst) {
+  const int64_t r = ti.shape[0], c = ti.shape[1];
+  const int64_t es = dtype_info(ti.dtype).block_bytes;
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, static_cast<size_t>(es));
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
+  std::unique_ptr<Model> m(new Model());
+  m->files_ = open_model_files(path);
+  m->spec_ = read_model_spec(m->files_);
+  m->load_weights(opts);
+  // Bind everything once so shape errors surface at load, not mid-generation.
+  m->global();
+  for (int64_t l = 0; l < m->hp().n_layer; ++l) m->layer(l);
+  m->spec_.hp.tied_head = !m->store_.has("output.weight");
+  return m;
+}
+
+void Model::load_weights(const LoadOptions& opts) {
+  const bool hf = files_.kind == ModelFiles::Kind::HfDir;
+  Progress prog("loading", static_cast<int64_t>(files_.total_tensor_bytes()), "B", opts.progress);
+  uint64_t done = 0;
+  for (const TensorInfo& ti : files_.tensors) {
+    std::string name = ti.name;
+    LoadTransform tr = LoadTransform::None;
+    if (hf) {
+      auto mapped = map_hf_name(spec_.arch.name, ti.name);
+      if (!mapped) continue;
+      name = mapped->name;
+      tr = mapped->transform;
+    }
+    if (ti.shape.empty() || ti.shape.size() > 2)
+      fail("tensor '{}' has shape {}; strata expects vectors and matrices", ti.name, shape_to_string(ti.shape));
+    if (!is_float_type(ti.dtype) && !matmul_supports(ti.dtype))
+      fail("tensor '{}' has type {}, which strata cannot compute with yet", ti.name, dtype_name(ti.dtype));
+    const uint8_t* src = files_.tensor_data(ti);
+    if (ti.shape.size() == 1) {
+      // Vectors: widen to f32 (norm weights and biases are tiny and read often).
+      const int64_t n = ti.shape[0];
+      float* dst = static_cast<float*>(store_.add_owned(name, DType::F32, {n}));
+      Tensor view{ti.dtype, {1, n}, const_cast<uint8_t*>(src)};
+      if (!is_float_type(ti.dtype)) fail("vector '{}' has type {}", ti.name, dtype_name(ti.dtype));
+      get_row(view, 0, dst);
+      if (tr == LoadTransform::QkvPerHeadToConcat) {
+        std::vector<float> tmp(dst, dst + n);
+        qkv_per_head_to_concat(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(dst),
+                               spec_.hp.n_head, spec_.hp.head_dim, 4);
+      }
+    } else if (tr == LoadTransform::Transpose) {
+      if (!is_float_type(ti.dtype)) fail("tensor '{}': cannot transpose type {}", ti.name, dtype_name(ti.dtype));
+      auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, {ti.shape[1], ti.shape[0]}));
+      transpose_2d(ti, src, dst);
+    } else if (tr == LoadTransform::QkvPerHeadToConcat) {
+      auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, ti.shape));
+      const int64_t rb = row_bytes(ti.dtype, ti.shape[1]);
+      if (ti.shape[0] != 3 * spec_.hp.n_head * spec_.hp.head_dim)
+        fail("tensor '{}' has {} rows, expected 3 x {} heads x {}", ti.name, ti.shape[0], spec_.hp.n_head, spec_.hp.head_dim);
+      qkv_per_head_to_concat(src, dst, spec_.hp.n_head, spec_.hp.head_dim, rb);
+    } else {
+      Tensor t;
+      t.dtype = ti.dtype;
+      t.shape = ti.shape;
+      t.data = const_cast<uint8_t*>(src);
+      t.tier = Tier::Host;
+      store_.add_view(name, std::move(t), files_.files[static_cast<size_t>(ti.file)]);
+    }
+    done += ti.nbytes;
+    prog.update(static_cast<int64_t>(done));
+  }
+  prog.finish();
+}
+
+}  // namespace strata

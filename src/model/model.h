@@ -1,0 +1,43 @@
+// A loaded model: its files, its spec (architecture + hyper-parameters) and its weights in a
+// WeightStore under canonical names. Loading reads no tensor data it does not have to: large
+// matrices stay in the mapped file (host tier) unless a layout fix or a type conversion needs a
+// copy; vectors (norms, biases) are widened to f32 copies.
+#pragma once
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "formats/model_files.h"
+#include "memory/weight_store.h"
+#include "model/hparams.h"
+#include "model/weights.h"
+
+namespace strata {
+
+struct LoadOptions {
+  bool progress = true;
+};
+
+class Model {
+ public:
+  static std::unique_ptr<Model> load(const std::string& path, const LoadOptions& opts = {});
+
+  const ModelSpec& spec() const { return spec_; }
+  const HParams& hp() const { return spec_.hp; }
+  const ArchSpec& arch() const { return spec_.arch; }
+  const ModelFiles& files() const { return files_; }
+  WeightStore& store() { return store_; }
+  const WeightStore& store() const { return store_; }
+
+  GlobalWeights global() const { return bind_global(spec_, store_); }
+  LayerWeights layer(int64_t l) const { return bind_layer(spec_, store_, l); }
+
+ private:
+  Model() = default;
+  void load_weights(const LoadOptions& opts);
+  ModelFiles files_;
+  ModelSpec spec_;
+  WeightStore store_;
+};
+
+}  // namespace strata

@@ -1,0 +1,75 @@
+// CPU attention: one task per (query token, head). Scores are dot products with the cached keys
+// of the head's KV group (grouped-query attention shares a KV head among n_head/n_head_kv query
+// heads), then softmax, then a weighted sum of the cached values.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/attention.h"
+#include "ops/cpu/float_kernels.h"
+
+namespace strata {
+namespace {
+
+inline const uint8_t* row_ptr(const void* const* blocks, const KvView& kv, int64_t j) {
+  return static_cast<const uint8_t*>(blocks[j / kv.block_tokens]) + (j % kv.block_tokens) * kv.row_bytes;
+}
+
+}  // namespace
+
+void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
+               int64_t n_q, int64_t pos0, float* out) {
+  if (p.n_head_kv <= 0 || p.n_head % p.n_head_kv != 0)
+    fail("attention: {} heads cannot share {} KV heads", p.n_head, p.n_head_kv);
+  if (kv.dtype != DType::F32 && kv.dtype != DType::F16)
+    fail("attention: KV cache type {} is not supported on the CPU", dtype_name(kv.dtype));
+  if ((pos0 + n_q + kv.block_tokens - 1) / kv.block_tokens > kv.n_blocks)
+    fail("attention: the KV cache holds {} blocks, fewer than {} positions need", kv.n_blocks, pos0 + n_q);
+  const cpu::FloatKernels& fk = cpu::float_kernels();
+  const int64_t hd = p.head_dim, group = p.n_head / p.n_head_kv, qdim = p.n_head * hd;
+  // Each task reads (pos0 + t) keys of head_dim values; group small tasks together.
+  const int64_t work = std::max<int64_t>(1, (pos0 + 1) * hd);
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work);
+  pool.parallel_for(n_q * p.n_head, grain, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> scores, vrow;
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t t = task / p.n_head, h = task % p.n_head, kvh = h / group;
+      const int64_t n_keys = pos0 + t + 1;
+      const float* qv = q + t * qdim + h * hd;
+      scores.resize(static_cast<size_t>(n_keys));
+      const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const uint8_t* kr = row_ptr(kv.k_blocks, kv, j);
+        float s = kv.dtype == DType::F32
+                      ? fk.dot_f32(hd, reinterpret_cast<const float*>(kr) + kvh * hd, qv)
+                      : fk.dot_f16(hd, reinterpret_cast<const uint16_t*>(kr) + kvh * hd, qv);
+        scores[j] = s * p.scale + slope * static_cast<float>(j);
+      }
+      // softmax
+      const float m = *std::max_element(scores.begin(), scores.end());
+      double sum = 0;
+      for (auto& s : scores) {
+        s = std::exp(s - m);
+        sum += s;
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      float* o = out + t * qdim + h * hd;
+      std::fill(o, o + hd, 0.0f);
+      vrow.resize(static_cast<size_t>(hd));
+      for (int64_t j = 0; j < n_keys; ++j) {
+        const uint8_t* vr = row_ptr(kv.v_blocks, kv, j);
+        const float* v;
+        if (kv.dtype == DType::F32) {
+          v = reinterpret_cast<const float*>(vr) + kvh * hd;
+        } else {
+          fk.f16_to_f32(hd, reinterpret_cast<const uint16_t*>(vr) + kvh * hd, vrow.data());
+          v = vrow.data();
+        }
+        fk.axpy(hd, scores[j] * inv, v, o);
+      }
+    }
+  });
+}
+
+}  // namespace strata

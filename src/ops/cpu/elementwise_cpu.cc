@@ -1,0 +1,107 @@
+#include <algorithm>
+#include <cmath>
+
+#include "ops/elementwise.h"
+
+namespace strata {
+
+void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t n, int64_t dim, float eps,
+              float* out) {
+  pool.parallel_for(n, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* o = out + r * dim;
+      double ss = 0;
+      for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+      const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(dim) + double(eps)));
+      if (w)
+        for (int64_t i = 0; i < dim; ++i) o[i] = xr[i] * inv * w[i];
+      else
+        for (int64_t i = 0; i < dim; ++i) o[i] = xr[i] * inv;
+    }
+  });
+}
+
+void layer_norm(ThreadPool& pool, const float* x, const float* w, const float* b, int64_t n,
+                int64_t dim, float eps, float* out) {
+  pool.parallel_for(n, 8, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * dim;
+      float* o = out + r * dim;
+      double mean = 0;
+      for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+      mean /= double(dim);
+      double var = 0;
+      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+      var /= double(dim);
+      const float inv = static_cast<float>(1.0 / std::sqrt(var + double(eps)));
+      const float m = static_cast<float>(mean);
+      for (int64_t i = 0; i < dim; ++i) {
+        float v = (xr[i] - m) * inv;
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        o[i] = v;
+      }
+    }
+  });
+}
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::SiLU: return "silu";
+    case Activation::ReLU: return "relu";
+    case Activation::GELU: return "gelu";
+    case Activation::GELUTanh: return "gelu_tanh";
+  }
+  return "?";
+}
+
+namespace {
+
+inline float act_one(Activation a, float x) {
+  switch (a) {
+    case Activation::SiLU: return x / (1.0f + std::exp(-x));
+    case Activation::ReLU: return x > 0 ? x : 0.0f;
+    case Activation::GELU: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    case Activation::GELUTanh:
+      return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+  }
+  return x;
+}
+
+}  // namespace
+
+void activate(ThreadPool& pool, Activation a, float* x, int64_t count) {
+  pool.parallel_for(count, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) x[i] = act_one(a, x[i]);
+  });
+}
+
+void activate_gated(ThreadPool& pool, Activation a, float* gate, const float* up, int64_t count) {
+  pool.parallel_for(count, 4096, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) gate[i] = act_one(a, gate[i]) * up[i];
+  });
+}
+
+void add_inplace(float* y, const float* x, int64_t count) {
+  for (int64_t i = 0; i < count; ++i) y[i] += x[i];
+}
+
+void add_bias_rows(float* y, const float* b, int64_t n, int64_t dim) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += b[i];
+}
+
+void softmax_inplace(float* x, int64_t n) {
+  if (n <= 0) return;
+  const float m = *std::max_element(x, x + n);
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - m);
+    s += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / s);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace strata

@@ -1,0 +1,150 @@
+// AVX2 + FMA + F16C float kernels. Compiled with -mavx2 -mfma -mf16c (see src/CMakeLists.txt);
+// only called when the CPU has them.
+#include <immintrin.h>
+
+#include "core/half.h"
+#include "ops/cpu/float_kernels.h"
+
+namespace strata::cpu {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+inline __m256i tail_mask(int64_t r) {  // first r (0..8) lanes set
+  static const int32_t m[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 8 - r));
+}
+
+inline __m256 load_f16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 load_bf16(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+float dot_f32(int64_t n, const float* a, const float* b) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
+  }
+  return hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+}
+
+template <__m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
+float dot_half(int64_t n, const uint16_t* w, const float* x) {
+  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    s0 = _mm256_fmadd_ps(Load(w + i), _mm256_loadu_ps(x + i), s0);
+    s1 = _mm256_fmadd_ps(Load(w + i + 8), _mm256_loadu_ps(x + i + 8), s1);
+    s2 = _mm256_fmadd_ps(Load(w + i + 16), _mm256_loadu_ps(x + i + 16), s2);
+    s3 = _mm256_fmadd_ps(Load(w + i + 24), _mm256_loadu_ps(x + i + 24), s3);
+  }
+  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(Load(w + i), _mm256_loadu_ps(x + i), s0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+  for (; i < n; ++i) s += Cvt(w[i]) * x[i];
+  return s;
+}
+
+void cvt_f16_f32(int64_t n, const uint16_t* s, float* d) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, load_f16(s + i));
+  for (; i < n; ++i) d[i] = fp16_to_f32(s[i]);
+}
+void cvt_bf16_f32(int64_t n, const uint16_t* s, float* d) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, load_bf16(s + i));
+  for (; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+}
+void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
+}
+
+// 3 activation rows x 4 weight rows register block: 12 accumulators, 7 loads per 12 FMAs.
+template <int MT, int NR>
+inline void block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                  int64_t ldc) {
+  __m256 acc[MT][NR];
+  for (int t = 0; t < MT; ++t)
+    for (int r = 0; r < NR; ++r) acc[t][r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 av[MT];
+    for (int t = 0; t < MT; ++t) av[t] = _mm256_loadu_ps(a + t * lda + i);
+    for (int r = 0; r < NR; ++r) {
+      const __m256 bv = _mm256_loadu_ps(b + r * ldb + i);
+      for (int t = 0; t < MT; ++t) acc[t][r] = _mm256_fmadd_ps(av[t], bv, acc[t][r]);
+    }
+  }
+  if (i < k) {
+    const __m256i m = tail_mask(k - i);
+    __m256 av[MT];
+    for (int t = 0; t < MT; ++t) av[t] = _mm256_maskload_ps(a + t * lda + i, m);
+    for (int r = 0; r < NR; ++r) {
+      const __m256 bv = _mm256_maskload_ps(b + r * ldb + i, m);
+      for (int t = 0; t < MT; ++t) acc[t][r] = _mm256_fmadd_ps(av[t], bv, acc[t][r]);
+    }
+  }
+  for (int t = 0; t < MT; ++t)
+    for (int r = 0; r < NR; ++r) c[t * ldc + r] = hsum(acc[t][r]);
+}
+
+template <int MT>
+inline void row_of_blocks(int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                          int64_t ldb, float* c, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 4 <= n; r += 4) block<MT, 4>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
+  for (; r < n; ++r) block<MT, 1>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
+}
+
+void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc) {
+  int64_t t = 0;
+  for (; t + 3 <= m; t += 3) row_of_blocks<3>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
+  for (; t + 2 <= m; t += 2) row_of_blocks<2>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
+  for (; t < m; ++t) row_of_blocks<1>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
+}
+
+void axpy(int64_t n, float a, const float* x, float* y) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const FloatKernels& float_kernels_avx2() {
+  static const FloatKernels k{dot_f32,
+                              dot_half<load_f16, fp16_to_f32>,
+                              dot_half<load_bf16, bf16_to_f32>,
+                              cvt_f16_f32,
+                              cvt_bf16_f32,
+                              cvt_f32_f16,
+                              gemm_nt,
+                              axpy};
+  return k;
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,147 @@
+// AVX-512F/BW/VL float kernels (same structure as the AVX2 file, 16 lanes, masked tails).
+// Only called when the CPU reports AVX-512; tests compare them with the scalar reference
+// wherever they can run.
+#include <immintrin.h>
+
+#include "core/half.h"
+#include "ops/cpu/float_kernels.h"
+
+namespace strata::cpu {
+namespace {
+
+inline __mmask16 tail16(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
+
+inline __m512 load_f16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+inline __m512 load_f16_mask(const uint16_t* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+inline __m512 load_bf16(const uint16_t* p) {
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+inline __m512 load_bf16_mask(const uint16_t* p, __mmask16 m) {
+  const __m256i h = _mm256_maskz_loadu_epi16(m, p);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+float dot_f32(int64_t n, const float* a, const float* b) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+    s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  if (i < n) {
+    const __mmask16 m = tail16(n - i);
+    s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+template <__m512 (*Load)(const uint16_t*), __m512 (*LoadM)(const uint16_t*, __mmask16)>
+float dot_half(int64_t n, const uint16_t* w, const float* x) {
+  __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    s0 = _mm512_fmadd_ps(Load(w + i), _mm512_loadu_ps(x + i), s0);
+    s1 = _mm512_fmadd_ps(Load(w + i + 16), _mm512_loadu_ps(x + i + 16), s1);
+    s2 = _mm512_fmadd_ps(Load(w + i + 32), _mm512_loadu_ps(x + i + 32), s2);
+    s3 = _mm512_fmadd_ps(Load(w + i + 48), _mm512_loadu_ps(x + i + 48), s3);
+  }
+  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(Load(w + i), _mm512_loadu_ps(x + i), s0);
+  if (i < n) {
+    const __mmask16 m = tail16(n - i);
+    s1 = _mm512_fmadd_ps(LoadM(w + i, m), _mm512_maskz_loadu_ps(m, x + i), s1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+void cvt_f16_f32(int64_t n, const uint16_t* s, float* d) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, load_f16(s + i));
+  if (i < n) _mm512_mask_storeu_ps(d + i, tail16(n - i), load_f16_mask(s + i, tail16(n - i)));
+}
+void cvt_bf16_f32(int64_t n, const uint16_t* s, float* d) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(d + i, load_bf16(s + i));
+  if (i < n) _mm512_mask_storeu_ps(d + i, tail16(n - i), load_bf16_mask(s + i, tail16(n - i)));
+}
+void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(d + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(s + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
+}
+
+template <int MT, int NR>
+inline void block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                  int64_t ldc) {
+  __m512 acc[MT][NR];
+  for (int t = 0; t < MT; ++t)
+    for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) {
+    __m512 av[MT];
+    for (int t = 0; t < MT; ++t) av[t] = _mm512_loadu_ps(a + t * lda + i);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 bv = _mm512_loadu_ps(b + r * ldb + i);
+      for (int t = 0; t < MT; ++t) acc[t][r] = _mm512_fmadd_ps(av[t], bv, acc[t][r]);
+    }
+  }
+  if (i < k) {
+    const __mmask16 m = tail16(k - i);
+    __m512 av[MT];
+    for (int t = 0; t < MT; ++t) av[t] = _mm512_maskz_loadu_ps(m, a + t * lda + i);
+    for (int r = 0; r < NR; ++r) {
+      const __m512 bv = _mm512_maskz_loadu_ps(m, b + r * ldb + i);
+      for (int t = 0; t < MT; ++t) acc[t][r] = _mm512_fmadd_ps(av[t], bv, acc[t][r]);
+    }
+  }
+  for (int t = 0; t < MT; ++t)
+    for (int r = 0; r < NR; ++r) c[t * ldc + r] = _mm512_reduce_add_ps(acc[t][r]);
+}
+
+template <int MT>
+inline void row_of_blocks(int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                          int64_t ldb, float* c, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 6 <= n; r += 6) block<MT, 6>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
+  for (; r < n; ++r) block<MT, 1>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
+}
+
+void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc) {
+  int64_t t = 0;
+  for (; t + 4 <= m; t += 4) row_of_blocks<4>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
+  for (; t < m; ++t) row_of_blocks<1>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
+}
+
+void axpy(int64_t n, float a, const float* x, float* y) {
+  const __m512 av = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(av, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+}  // namespace
+
+const FloatKernels& float_kernels_avx512() {
+  static const FloatKernels k{dot_f32,
+                              dot_half<load_f16, load_f16_mask>,
+                              dot_half<load_bf16, load_bf16_mask>,
+                              cvt_f16_f32,
+                              cvt_bf16_f32,
+                              cvt_f32_f16,
+                              gemm_nt,
+                              axpy};
+  return k;
+}
+
+}  // namespace strata::cpu

@@ -1,0 +1,27 @@
+#include "ops/matmul.h"
+
+#include "core/error.h"
+
+namespace strata {
+
+bool matmul_supports(DType t) { return cpu::supports(t); }
+
+void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
+            const float* bias) {
+  if (w.shape.size() != 2) fail("matmul: weight must be 2-D, got {}", w.shape_str());
+  if (!w.data) fail("matmul: weight {} has no data", w.shape_str());
+  if (n_tok < 0) fail("matmul: negative token count");
+  switch (w.tier) {
+    case Tier::Host: return cpu::matmul(pool, w, x, n_tok, y, bias);
+    case Tier::Device: fail("matmul: weight is on the GPU but this build has no GPU backend");
+    case Tier::Disk: fail("matmul: weight is on disk; the scheduler must stage it first");
+  }
+}
+
+void get_row(const Tensor& w, int64_t r, float* out) {
+  if (r < 0 || r >= w.rows()) fail("row {} out of range for a table of {} rows", r, w.rows());
+  if (w.tier != Tier::Host) fail("get_row: table is not in host memory");
+  cpu::get_row(w, r, out);
+}
+
+}  // namespace strata

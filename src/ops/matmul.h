@@ -1,0 +1,28 @@
+// y = x · Wᵀ (+ bias): the linear layer. W is [n_out, n_in] in any weight type strata supports
+// (f32, f16, bf16, the GGUF block types, G4); x is [n_tok, n_in] f32; y is [n_tok, n_out] f32.
+// The front-end checks shapes and types and dispatches on where W lives.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+
+namespace strata {
+
+void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
+            const float* bias = nullptr);
+
+// Row r of a 2-D weight or embedding table as f32 (any type). out has w.cols() floats.
+void get_row(const Tensor& w, int64_t r, float* out);
+
+// Whether the CPU backend can multiply with this weight type.
+bool matmul_supports(DType t);
+
+}  // namespace strata
+
+namespace strata::cpu {
+void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
+            const float* bias);
+void get_row(const Tensor& w, int64_t r, float* out);
+bool supports(DType t);
+}  // namespace strata::cpu
