@@ -64,7 +64,8 @@ struct Engine::Sequence {
 Engine::Engine(Model& model, const Tokenizer& tok, ThreadPool& pool, const EngineOptions& opts)
     : model_(model), tok_(tok), pool_(pool), opts_(opts) {
   const HParams& h = model.hp();
-  if (opts_.ctx_size <= 0) opts_.ctx_size = h.n_ctx_train;
+  // Default context: the model's, capped at 4096 like llama.cpp (raise it with --ctx-size).
+  if (opts_.ctx_size <= 0) opts_.ctx_size = std::min<int64_t>(h.n_ctx_train, 4096);
   if (model.arch().pos == PosKind::Learned) {
     const int64_t learned = model.global().pos_embd->shape[0] - model.arch().learned_pos_offset;
     if (opts_.ctx_size > learned) opts_.ctx_size = learned;
@@ -93,6 +94,9 @@ int64_t Engine::add(Request req) {
   auto s = std::make_unique<Sequence>(std::move(req));
   s->id = next_id_++;
   s->tokens = s->req.prompt;
+  // SentencePiece's leading-space rule applies only when the output starts the text (a prompt of
+  // BOS alone); after a real prompt the first token's space is part of the continuation.
+  s->at_start = tok_.decode(s->req.prompt).empty();
   const int64_t id = s->id;
   waiting_.push_back(std::move(s));
   return id;

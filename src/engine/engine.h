@@ -26,7 +26,7 @@ enum class FinishReason { None, Stop, Length, Cancelled };
 const char* finish_reason_name(FinishReason r);
 
 struct EngineOptions {
-  int64_t ctx_size = 0;          // tokens per sequence; 0: the model's trained context
+  int64_t ctx_size = 0;          // tokens per sequence; 0: the model's trained context, at most 4096
   int64_t max_seqs = 1;          // sequences running at once
   int64_t prefill_chunk = 512;   // prompt tokens per sequence per step
   int64_t max_step_tokens = 2048;

@@ -1,0 +1,242 @@
+// CPU ops against straightforward references: every float kernel at every ISA this CPU runs
+// against the scalar one, matmul (decode and GEMM paths) against a double-precision loop, RoPE in
+// both layouts against the rotation formula, attention over a paged cache against dense math.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/half.h"
+#include "ops/attention.h"
+#include "ops/cpu/float_kernels.h"
+#include "ops/elementwise.h"
+#include "ops/matmul.h"
+#include "ops/rope.h"
+
+namespace strata {
+namespace {
+
+std::vector<float> randn(size_t n, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+std::vector<Isa> runnable_isas() {
+  std::vector<Isa> out = {Isa::Scalar};
+  set_isa_cap(Isa::Avx512);
+  if (static_cast<int>(best_isa()) >= 1) out.push_back(Isa::Avx2);
+  if (best_isa() == Isa::Avx512) out.push_back(Isa::Avx512);
+  return out;
+}
+
+TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
+  const auto& ref = cpu::float_kernels_scalar();
+  for (Isa isa : runnable_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const auto& k = cpu::float_kernels_for(isa);
+    for (int64_t n : {1, 7, 8, 15, 16, 31, 33, 64, 100, 257, 4096}) {
+      auto a = randn(static_cast<size_t>(n), 1), b = randn(static_cast<size_t>(n), 2);
+      std::vector<uint16_t> h(static_cast<size_t>(n)), bf(static_cast<size_t>(n));
+      for (int64_t i = 0; i < n; ++i) h[i] = f32_to_fp16(a[i]), bf[i] = f32_to_bf16(a[i]);
+      const float tol = 1e-5f * std::sqrt(float(n)) * 4;
+      EXPECT_NEAR(k.dot_f32(n, a.data(), b.data()), ref.dot_f32(n, a.data(), b.data()), tol) << n;
+      EXPECT_NEAR(k.dot_f16(n, h.data(), b.data()), ref.dot_f16(n, h.data(), b.data()), tol) << n;
+      EXPECT_NEAR(k.dot_bf16(n, bf.data(), b.data()), ref.dot_bf16(n, bf.data(), b.data()), tol) << n;
+      std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+      k.f16_to_f32(n, h.data(), x.data());
+      ref.f16_to_f32(n, h.data(), y.data());
+      EXPECT_EQ(x, y);
+      k.bf16_to_f32(n, bf.data(), x.data());
+      ref.bf16_to_f32(n, bf.data(), y.data());
+      EXPECT_EQ(x, y);
+      std::vector<uint16_t> h2(static_cast<size_t>(n));
+      k.f32_to_f16(n, a.data(), h2.data());
+      EXPECT_EQ(h2, h);
+    }
+  }
+  set_isa_cap(Isa::Avx512);
+}
+
+TEST(FloatKernels, GemmMatchesScalar) {
+  for (Isa isa : runnable_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const auto& k = cpu::float_kernels_for(isa);
+    for (int64_t m : {1, 2, 3, 5, 8}) {
+      for (int64_t n : {1, 4, 6, 7, 13}) {
+        for (int64_t kk : {1, 9, 16, 70}) {
+          auto a = randn(size_t(m * kk), 3), b = randn(size_t(n * kk), 4);
+          std::vector<float> c(size_t(m * n)), want(size_t(m * n));
+          k.gemm_nt(m, n, kk, a.data(), kk, b.data(), kk, c.data(), n);
+          for (int64_t t = 0; t < m; ++t)
+            for (int64_t r = 0; r < n; ++r) {
+              double s = 0;
+              for (int64_t i = 0; i < kk; ++i) s += double(a[t * kk + i]) * b[r * kk + i];
+              EXPECT_NEAR(c[t * n + r], s, 1e-4) << m << "x" << n << "x" << kk;
+            }
+        }
+      }
+    }
+  }
+}
+
+TEST(F16, RoundTripAndRounding) {
+  for (uint32_t h = 0; h < 65536; ++h) {
+    const float f = fp16_to_f32(static_cast<uint16_t>(h));
+    if (std::isnan(f)) continue;
+    EXPECT_EQ(f32_to_fp16(f), h) << h;
+  }
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);           // rounds to inf
+  EXPECT_EQ(f32_to_fp16(5.9604645e-08f), 0x0001);     // smallest subnormal
+  EXPECT_EQ(f32_to_fp16(1.0f + 1.0f / 2048), 0x3c00); // tie -> even
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+}
+
+class Matmul : public ::testing::TestWithParam<DType> {};
+
+TEST_P(Matmul, BothPathsMatchDoubleReference) {
+  const DType dt = GetParam();
+  ThreadPool pool(2);
+  for (int64_t n_tok : {1, 2, 3, 4, 9}) {
+    const int64_t n_out = 37, n_in = 70;
+    auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6), b = randn(size_t(n_out), 7);
+    std::vector<uint16_t> wh(wf.size());
+    Tensor w{dt, {n_out, n_in}, nullptr};
+    if (dt == DType::F32) {
+      w.data = wf.data();
+    } else {
+      for (size_t i = 0; i < wf.size(); ++i) wh[i] = dt == DType::F16 ? f32_to_fp16(wf[i]) : f32_to_bf16(wf[i]);
+      for (size_t i = 0; i < wf.size(); ++i) wf[i] = dt == DType::F16 ? fp16_to_f32(wh[i]) : bf16_to_f32(wh[i]);
+      w.data = wh.data();
+    }
+    std::vector<float> y(size_t(n_tok * n_out));
+    matmul(pool, w, x.data(), n_tok, y.data(), b.data());
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < n_out; ++r) {
+        double s = b[r];
+        for (int64_t i = 0; i < n_in; ++i) s += double(wf[r * n_in + i]) * x[t * n_in + i];
+        EXPECT_NEAR(y[t * n_out + r], s, 1e-4) << "tokens " << n_tok << " row " << r;
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatTypes, Matmul, ::testing::Values(DType::F32, DType::F16, DType::BF16));
+
+TEST(Rope, BothLayoutsRotatePairsByPositionAngle) {
+  const int64_t heads = 2, hd = 8, rd = 6;
+  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::HalfSplit}) {
+    auto x = randn(size_t(3 * heads * hd), 8);
+    auto y = x;
+    const int32_t pos[3] = {0, 5, 1000};
+    rope(y.data(), 3, pos, heads, hd, rd, 10000.0f, layout);
+    for (int t = 0; t < 3; ++t)
+      for (int h = 0; h < heads; ++h) {
+        const float* a = x.data() + (t * heads + h) * hd;
+        const float* o = y.data() + (t * heads + h) * hd;
+        for (int i = 0; i < rd / 2; ++i) {
+          const int p = layout == RopeLayout::Interleaved ? 2 * i : i;
+          const int q = layout == RopeLayout::Interleaved ? 2 * i + 1 : i + rd / 2;
+          const double ang = pos[t] * std::pow(10000.0, -2.0 * i / rd);
+          EXPECT_NEAR(o[p], a[p] * std::cos(ang) - a[q] * std::sin(ang), 1e-5);
+          EXPECT_NEAR(o[q], a[p] * std::sin(ang) + a[q] * std::cos(ang), 1e-5);
+        }
+        for (int i = rd; i < hd; ++i) EXPECT_EQ(o[i], a[i]);  // beyond rope_dim: untouched
+      }
+  }
+}
+
+TEST(Norms, RmsAndLayerNorm) {
+  ThreadPool pool(2);
+  auto x = randn(3 * 10, 9), w = randn(10, 10), b = randn(10, 11);
+  std::vector<float> y(30);
+  rms_norm(pool, x.data(), w.data(), 3, 10, 1e-5f, y.data());
+  for (int r = 0; r < 3; ++r) {
+    double ss = 0;
+    for (int i = 0; i < 10; ++i) ss += x[r * 10 + i] * x[r * 10 + i];
+    const double inv = 1 / std::sqrt(ss / 10 + 1e-5);
+    for (int i = 0; i < 10; ++i) EXPECT_NEAR(y[r * 10 + i], x[r * 10 + i] * inv * w[i], 1e-5);
+  }
+  layer_norm(pool, x.data(), w.data(), b.data(), 3, 10, 1e-5f, y.data());
+  for (int r = 0; r < 3; ++r) {
+    double m = 0, v = 0;
+    for (int i = 0; i < 10; ++i) m += x[r * 10 + i] / 10.0;
+    for (int i = 0; i < 10; ++i) v += (x[r * 10 + i] - m) * (x[r * 10 + i] - m) / 10.0;
+    for (int i = 0; i < 10; ++i) EXPECT_NEAR(y[r * 10 + i], (x[r * 10 + i] - m) / std::sqrt(v + 1e-5) * w[i] + b[i], 1e-5);
+  }
+}
+
+// Dense reference attention over K/V laid out [pos][n_kv*hd].
+std::vector<float> dense_attention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
+                                   int64_t n_q, int64_t pos0, const AttentionParams& p, const float* alibi) {
+  const int64_t hd = p.head_dim, kvd = p.n_head_kv * hd;
+  std::vector<float> out(size_t(n_q * p.n_head * hd));
+  for (int64_t t = 0; t < n_q; ++t)
+    for (int64_t h = 0; h < p.n_head; ++h) {
+      const int64_t kvh = h / (p.n_head / p.n_head_kv), nk = pos0 + t + 1;
+      std::vector<double> s(static_cast<size_t>(nk));
+      double mx = -1e300;
+      for (int64_t j = 0; j < nk; ++j) {
+        double d = 0;
+        for (int64_t i = 0; i < hd; ++i) d += double(q[(t * p.n_head + h) * hd + i]) * k[j * kvd + kvh * hd + i];
+        s[j] = d * p.scale + (alibi ? alibi[h] * j : 0);
+        mx = std::max(mx, s[j]);
+      }
+      double z = 0;
+      for (auto& e : s) z += e = std::exp(e - mx);
+      for (int64_t i = 0; i < hd; ++i) {
+        double o = 0;
+        for (int64_t j = 0; j < nk; ++j) o += s[j] / z * v[j * kvd + kvh * hd + i];
+        out[(t * p.n_head + h) * hd + i] = static_cast<float>(o);
+      }
+    }
+  return out;
+}
+
+TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
+  ThreadPool pool(2);
+  AttentionParams p;
+  p.n_head = 4;
+  p.n_head_kv = 2;
+  p.head_dim = 8;
+  p.scale = 1 / std::sqrt(8.0f);
+  const float slopes[4] = {0.5f, 0.25f, 0.125f, 0.0625f};
+  const int64_t kvd = 16, bt = 4, total = 11, pos0 = 7, n_q = 4;
+  for (DType dt : {DType::F32, DType::F16})
+    for (const float* alibi : {static_cast<const float*>(nullptr), slopes}) {
+      p.alibi_slopes = alibi;
+      auto k = randn(size_t(total * kvd), 12), v = randn(size_t(total * kvd), 13), q = randn(size_t(n_q * 32), 14);
+      const int64_t es = dt == DType::F32 ? 4 : 2;
+      // Blocks deliberately out of order in memory: the view's table defines the order.
+      const int64_t nb = (total + bt - 1) / bt;
+      std::vector<std::vector<uint8_t>> kb(static_cast<size_t>(nb)), vb(static_cast<size_t>(nb));
+      std::vector<const void*> kp, vp;
+      for (int64_t b = nb - 1; b >= 0; --b) kb[b].resize(size_t(bt * kvd * es)), vb[b].resize(size_t(bt * kvd * es));
+      for (int64_t j = 0; j < total; ++j)
+        for (int64_t i = 0; i < kvd; ++i) {
+          uint8_t* kd = kb[j / bt].data() + ((j % bt) * kvd + i) * es;
+          uint8_t* vd = vb[j / bt].data() + ((j % bt) * kvd + i) * es;
+          if (dt == DType::F32) {
+            std::memcpy(kd, &k[j * kvd + i], 4);
+            std::memcpy(vd, &v[j * kvd + i], 4);
+          } else {
+            const uint16_t kh = f32_to_fp16(k[j * kvd + i]), vh = f32_to_fp16(v[j * kvd + i]);
+            std::memcpy(kd, &kh, 2);
+            std::memcpy(vd, &vh, 2);
+            k[j * kvd + i] = fp16_to_f32(kh);
+            v[j * kvd + i] = fp16_to_f32(vh);
+          }
+        }
+      for (int64_t b = 0; b < nb; ++b) kp.push_back(kb[b].data()), vp.push_back(vb[b].data());
+      KvView view{kp.data(), vp.data(), nb, bt, dt, kvd, kvd * es};
+      std::vector<float> out(size_t(n_q * 32));
+      attention(pool, p, view, q.data(), n_q, pos0, out.data());
+      const auto want = dense_attention(q, k, v, n_q, pos0, p, alibi);
+      for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], want[i], 1e-5) << i;
+    }
+}
+
+}  // namespace
+}  // namespace strata
