@@ -1,0 +1,61 @@
+// Internal: the per-ISA kernel entry points behind quant.h's table. One namespace per ISA so
+// the same names can be defined in dot_ref.cc, dot_*_avx2.cc and dot_*_avx512.cc.
+#pragma once
+#include <cstdint>
+
+#include "quant/blocks.h"
+
+namespace strata::qk {
+
+#define STRATA_QK_DECLARE(name)                                                        \
+  void vec_dot_##name(int64_t n, float* out, const void* w, const void* act);          \
+  void vec_dot_tokens_##name(int64_t n, int64_t n_tok, const void* w, const void* act, \
+                             int64_t act_stride, float* out, int64_t out_stride);
+#define STRATA_QK_DECLARE_ALL \
+  STRATA_QK_DECLARE(q4_0)     \
+  STRATA_QK_DECLARE(q4_1)     \
+  STRATA_QK_DECLARE(q5_0)     \
+  STRATA_QK_DECLARE(q5_1)     \
+  STRATA_QK_DECLARE(q8_0)     \
+  STRATA_QK_DECLARE(q2_k)     \
+  STRATA_QK_DECLARE(q3_k)     \
+  STRATA_QK_DECLARE(q4_k)     \
+  STRATA_QK_DECLARE(q5_k)     \
+  STRATA_QK_DECLARE(q6_k)
+
+namespace scalar {
+STRATA_QK_DECLARE_ALL
+}
+namespace avx2 {
+STRATA_QK_DECLARE_ALL
+}
+namespace avx512 {
+STRATA_QK_DECLARE_ALL
+}
+
+// Dequantizers and quantizers (scalar; dequant.cc, quantize.cc, quantize_k.cc).
+#define STRATA_QK_DECLARE_CONV(name)                                  \
+  void dequantize_row_##name(const void* src, float* dst, int64_t n); \
+  void quantize_row_##name(const float* src, void* dst, int64_t n);
+STRATA_QK_DECLARE_CONV(q4_0)
+STRATA_QK_DECLARE_CONV(q4_1)
+STRATA_QK_DECLARE_CONV(q5_0)
+STRATA_QK_DECLARE_CONV(q5_1)
+STRATA_QK_DECLARE_CONV(q8_0)
+STRATA_QK_DECLARE_CONV(q8_1)
+STRATA_QK_DECLARE_CONV(q2_k)
+STRATA_QK_DECLARE_CONV(q3_k)
+STRATA_QK_DECLARE_CONV(q4_k)
+STRATA_QK_DECLARE_CONV(q5_k)
+STRATA_QK_DECLARE_CONV(q6_k)
+STRATA_QK_DECLARE_CONV(q8_k)
+
+// Runs a one-token kernel per token; the fallback multi-token entry for the scalar path.
+template <void (*Dot)(int64_t, float*, const void*, const void*)>
+void tokens_by_rows(int64_t n, int64_t n_tok, const void* w, const void* act, int64_t act_stride,
+                    float* out, int64_t out_stride) {
+  for (int64_t t = 0; t < n_tok; ++t)
+    Dot(n, out + t * out_stride, w, static_cast<const char*>(act) + t * act_stride);
+}
+
+}  // namespace strata::qk
