@@ -63,7 +63,9 @@ TEST(Cli, RunEveryGoldenPrompt) {
                         std::to_string(p["greedy_ids"].size()) + " --temp 0 --ignore-eos");
       EXPECT_EQ(j["prompt_ids"], p["input_ids"]);
       EXPECT_EQ(j["generated_ids"], p["greedy_ids"]);
-      if (prompt.empty()) EXPECT_EQ(j["text"], p["greedy_text"]);
+      if (prompt.empty()) {
+        EXPECT_EQ(j["text"], p["greedy_text"]);
+      }
     }
   }
 }

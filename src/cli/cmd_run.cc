@@ -35,9 +35,19 @@ double secs_since(std::chrono::steady_clock::time_point t) {
 void run(const RunOptions& o) {
   std::string prompt = o.prompt;
   if (!o.prompt_file.empty()) prompt = read_text_file(o.prompt_file);
-  Loaded l = load_model(o.m);
-  const Tokenizer& tok = *l.tokenizer;
-  Engine engine(*l.model, tok, *l.pool, engine_options(o.m));
+  // The prompt's length is needed to check a memory budget; tokenizing first costs little.
+  RuntimeOptions ro = o.m.runtime(0, o.n_predict > 0 ? o.n_predict : 0);
+  std::unique_ptr<Runtime> rt;
+  {
+    auto files = open_model_files(ro.model);
+    auto t = Tokenizer::from_model_files(files);
+    const bool b = t->add_bos_default() && !o.no_bos;
+    const int64_t n_prompt = static_cast<int64_t>(t->encode(prompt, b, !o.no_special).size());
+    ro = o.m.runtime(n_prompt, o.n_predict > 0 ? o.n_predict : 128);
+  }
+  rt = Runtime::open(ro);
+  const Tokenizer& tok = rt->tokenizer();
+  Engine& engine = rt->engine();
 
   Request req;
   const bool bos = tok.add_bos_default() && !o.no_bos;
@@ -47,6 +57,7 @@ void run(const RunOptions& o) {
   req.stop = o.stop;
   req.ignore_eos = o.ignore_eos;
   engine.add(std::move(req));
+  if (WeightStreamer* ws = rt->streamer()) (void)ws;
 
   const auto t0 = std::chrono::steady_clock::now();
   double t_prompt = 0;
@@ -87,7 +98,7 @@ void run(const RunOptions& o) {
     j["timings"] = {{"prompt_tokens", n_prompt},        {"generated_tokens", n_gen},
                     {"prompt_seconds", t_prompt},       {"generation_seconds", t_gen},
                     {"prompt_tokens_per_second", pp},   {"generation_tokens_per_second", tg},
-                    {"peak_rss_bytes", rss},            {"threads", l.pool->size()}};
+                    {"peak_rss_bytes", rss},            {"threads", rt->pool().size()}};
     std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::printf("%s\n", out.c_str());
   } else {
@@ -96,7 +107,7 @@ void run(const RunOptions& o) {
     std::fprintf(stderr, "%s\n",
                  fmt::format("prompt {} tok, generated {} tok, prompt {:.1f} tok/s, generation {:.1f} tok/s, "
                              "peak RSS {}, {} threads, finish: {}",
-                             n_prompt, n_gen, pp, tg, human_bytes(double(rss)), l.pool->size(),
+                             n_prompt, n_gen, pp, tg, human_bytes(double(rss)), rt->pool().size(),
                              finish_reason_name(reason))
                      .c_str());
   }

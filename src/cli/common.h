@@ -4,12 +4,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
-#include "core/thread_pool.h"
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "engine/sampler.h"
-#include "model/model.h"
-#include "tokenizer/tokenizer.h"
 
 namespace strata::cli {
 
@@ -19,7 +17,14 @@ struct ModelOptions {
   int64_t ctx_size = 0;
   std::string kv_type = "f32";
   bool quiet = false;
-  void add(CLI::App* cmd);
+  // Placement (tiered offloading).
+  std::string max_ram, offload_dir;
+  std::vector<double> percent;
+  int64_t gpu_batch_size = 1, num_gpu_batches = 1;
+  bool compress_weight = false, compress_cache = false;
+  int staging_depth = 2;
+  void add(CLI::App* cmd, bool placement = true);
+  RuntimeOptions runtime(int64_t prompt_len, int64_t gen_len) const;
 };
 
 struct SamplingOptions {
@@ -29,12 +34,15 @@ struct SamplingOptions {
   SamplingParams params() const;
 };
 
+// Keeps glibc from holding freed large buffers (memory budgets are measured as RSS).
+void tune_allocator();
+
+// The plain in-memory load (no placement): model, tokenizer, thread pool.
 struct Loaded {
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ThreadPool> pool;
 };
-
 Loaded load_model(const ModelOptions& o);
 EngineOptions engine_options(const ModelOptions& o);
 

@@ -27,6 +27,12 @@ int64_t Tensor::rows() const {
 
 int64_t Tensor::row_bytes() const { return strata::row_bytes(dtype, cols()); }
 
+int64_t Tensor::nbytes() const {
+  // G4 groups 64 rows (see quant/g4.h): 36 bytes per column per group of rows.
+  if (dtype == DType::G4) return (rows() + 63) / 64 * cols() * 36;
+  return rows() * row_bytes();
+}
+
 std::string shape_to_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);

@@ -25,8 +25,8 @@ struct Tensor {
   int64_t numel() const;
   int64_t rows() const;  // product of all but the last dimension
   int64_t cols() const { return shape.empty() ? 1 : shape.back(); }
-  int64_t row_bytes() const;
-  int64_t nbytes() const { return rows() * row_bytes(); }
+  int64_t row_bytes() const;  // not defined for G4, whose groups span 64 rows
+  int64_t nbytes() const;
   template <class T>
   T* as() const {
     return static_cast<T*>(data);

@@ -79,8 +79,10 @@ Engine::Engine(Model& model, const Tokenizer& tok, ThreadPool& pool, const Engin
   const int64_t per_seq = (opts_.ctx_size + kc.block_tokens - 1) / kc.block_tokens;
   kc.max_blocks = opts_.kv_blocks > 0 ? opts_.kv_blocks : per_seq * opts_.max_seqs;
   if (kc.max_blocks < per_seq) fail("KV cache of {} blocks cannot hold one sequence of {} tokens", kc.max_blocks, opts_.ctx_size);
+  kc.disk_layers_from = opts_.kv_disk_layers_from;
+  kc.disk_dir = opts_.offload_dir;
   kv_ = std::make_unique<KvPool>(kc);
-  exec_ = std::make_unique<Executor>(model, pool, *kv_);
+  exec_ = std::make_unique<Executor>(model, pool, *kv_, opts_.exec);
 }
 
 Engine::~Engine() = default;
@@ -97,6 +99,18 @@ int64_t Engine::add(Request req) {
   // SentencePiece's leading-space rule applies only when the output starts the text (a prompt of
   // BOS alone); after a real prompt the first token's space is part of the continuation.
   s->at_start = tok_.decode(s->req.prompt).empty();
+  if (s->req.session > 0) {
+    Session& ss = sessions_[s->req.session];
+    if (ss.busy) fail("session {} is already generating", s->req.session);
+    ss.busy = true;
+    // Reuse the longest common prefix; at least one prompt token must run to produce logits.
+    size_t n = 0;
+    while (n < ss.tokens.size() && n + 1 < s->tokens.size() && ss.tokens[n] == s->tokens[n]) ++n;
+    s->kv = std::move(ss.kv);
+    ss.kv = KvSeq{};
+    s->kv.truncate(*kv_, static_cast<int64_t>(n));
+    ss.tokens.clear();
+  }
   const int64_t id = s->id;
   waiting_.push_back(std::move(s));
   return id;
@@ -116,7 +130,7 @@ EngineStats Engine::stats() const {
 bool Engine::admit(Sequence& s) {
   const int64_t bt = kv_->config().block_tokens;
   const int64_t need = (static_cast<int64_t>(s.tokens.size()) + 1 + bt - 1) / bt;
-  return need <= kv_->blocks_free();
+  return need - static_cast<int64_t>(s.kv.blocks.size()) <= kv_->blocks_free();
 }
 
 void Engine::preempt_newest() {
@@ -136,7 +150,28 @@ void Engine::finish(Sequence& s, FinishReason r, Event& ev) {
   s.done = true;
   ev.finished = true;
   ev.reason = r;
-  s.kv.release(*kv_);
+  if (s.req.session > 0) {
+    Session& ss = sessions_[s.req.session];
+    ss.tokens.assign(s.tokens.begin(), s.tokens.begin() + s.kv.n_tokens);
+    ss.kv = std::move(s.kv);
+    s.kv = KvSeq{};
+    ss.busy = false;
+  } else {
+    s.kv.release(*kv_);
+  }
+}
+
+void Engine::drop_session(int64_t session) {
+  auto it = sessions_.find(session);
+  if (it == sessions_.end()) return;
+  if (it->second.busy) fail("session {} is still generating", session);
+  it->second.kv.release(*kv_);
+  sessions_.erase(it);
+}
+
+int64_t Engine::session_cached_tokens(int64_t session) const {
+  auto it = sessions_.find(session);
+  return it == sessions_.end() ? 0 : it->second.kv.n_tokens;
 }
 
 void Engine::emit_text(Sequence& s, const std::string& piece, Event& ev) {

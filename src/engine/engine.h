@@ -9,6 +9,7 @@
 #pragma once
 #include <chrono>
 #include <deque>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,9 @@ struct EngineOptions {
   int64_t kv_block_tokens = 32;
   DType kv_dtype = DType::F32;
   int64_t kv_blocks = 0;         // cache capacity in blocks; 0: ctx_size * max_seqs worth
+  int64_t kv_disk_layers_from = -1;  // layers from here keep their KV cache on disk
+  std::string offload_dir;
+  ExecutorOptions exec;          // micro-batches, weight streaming, activation placement
 };
 
 struct Request {
@@ -42,6 +46,9 @@ struct Request {
   std::vector<std::string> stop;
   bool ignore_eos = false;
   int top_logprobs = 0;          // > 0: report the n most likely tokens at each step
+  // > 0: keep this sequence's KV cache after it finishes, under this session id, and start from
+  // the longest cached prefix of the prompt next time (a chat keeps its history's cache).
+  int64_t session = 0;
 };
 
 struct TokenInfo {
@@ -73,6 +80,8 @@ class Engine {
   // Queues a request; throws strata::Error if its prompt is empty or does not fit the context.
   int64_t add(Request req);
   void cancel(int64_t id);  // the next step() reports it finished with reason Cancelled
+  void drop_session(int64_t session);  // frees a session's cached tokens
+  int64_t session_cached_tokens(int64_t session) const;
   std::vector<Event> step();
   bool has_work() const { return !running_.empty() || !waiting_.empty() || !cancelled_.empty(); }
 
@@ -100,6 +109,12 @@ class Engine {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
   std::vector<int64_t> cancelled_;
+  struct Session {
+    KvSeq kv;
+    std::vector<int32_t> tokens;  // exactly the tokens in kv
+    bool busy = false;
+  };
+  std::map<int64_t, Session> sessions_;
   int64_t next_id_ = 1;
   EngineStats counters_;
   std::vector<float> logits_;

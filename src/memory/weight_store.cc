@@ -4,7 +4,8 @@
 
 namespace strata {
 
-void WeightStore::add_view(const std::string& name, Tensor t, std::shared_ptr<const void> keepalive) {
+void WeightStore::add_view(const std::string& name, Tensor t,
+                           std::shared_ptr<const void> keepalive) {
   if (entries_.count(name)) fail("weight '{}' added twice", name);
   Entry e;
   e.tensor = std::move(t);

@@ -9,6 +9,7 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"
+#include "quant/g4.h"
 
 namespace strata {
 
@@ -27,7 +28,29 @@ std::vector<float> alibi_slopes(int64_t n_head) {
   return s;
 }
 
-ForwardPass::ForwardPass(const ModelSpec& spec, ThreadPool& pool) : spec_(spec), pool_(pool) {
+void Workspace::reserve(const ModelSpec& spec, int64_t n) {
+  const HParams& h = spec.hp;
+  auto sz = [&](std::vector<float>& v, int64_t w) {
+    if (static_cast<int64_t>(v.size()) < n * w) v.resize(static_cast<size_t>(n * w));
+  };
+  sz(xn, h.n_embd);
+  sz(tmp, std::max(h.n_embd, h.n_embd_io));
+  sz(q, h.q_dim());
+  sz(k, h.kv_dim());
+  sz(v, h.kv_dim());
+  sz(attn, h.q_dim());
+  sz(up, h.n_ff);
+  if (spec.arch.gated_ffn) sz(gate, h.n_ff);
+  if (spec.arch.qkv == QkvKind::Fused) sz(qkv, h.q_dim() + 2 * h.kv_dim());
+}
+
+uint64_t Workspace::bytes() const {
+  uint64_t n = 0;
+  for (const auto* v : {&xn, &tmp, &q, &k, &v, &qkv, &attn, &gate, &up}) n += v->capacity() * 4;
+  return n;
+}
+
+ForwardPass::ForwardPass(const ModelSpec& spec, ThreadPool& pool, Workspace& ws) : spec_(spec), pool_(pool), ws_(ws) {
   if (spec.arch.pos == PosKind::Alibi) alibi_ = alibi_slopes(spec.hp.n_head);
 }
 
@@ -45,17 +68,8 @@ void ForwardPass::begin(const Batch& batch, KvPool& kv) {
     s.kv->reserve(kv, s.kv->n_tokens + s.n_tokens);
     row += s.n_tokens;
   }
-  auto sz = [&](std::vector<float>& v, int64_t w) { v.resize(static_cast<size_t>(n_ * w)); };
-  sz(x_, h.n_embd);
-  sz(xn_, h.n_embd);
-  sz(tmp_, std::max(h.n_embd, h.n_embd_io));
-  sz(q_, h.q_dim());
-  sz(k_, h.kv_dim());
-  sz(v_, h.kv_dim());
-  sz(attn_, h.q_dim());
-  sz(up_, h.n_ff);
-  if (spec_.arch.gated_ffn) sz(gate_, h.n_ff);
-  if (spec_.arch.qkv == QkvKind::Fused) sz(qkv_, h.q_dim() + 2 * h.kv_dim());
+  x_.assign(static_cast<size_t>(n_ * h.n_embd), 0.0f);
+  ws_.reserve(spec_, n_);
 }
 
 void ForwardPass::norm(const float* in, const float* w, const float* b, float* out, int64_t n) const {
@@ -65,17 +79,22 @@ void ForwardPass::norm(const float* in, const float* w, const float* b, float* o
     layer_norm(pool_, in, w, b, n, spec_.hp.n_embd, spec_.hp.norm_eps, out);
 }
 
-void ForwardPass::embed(const GlobalWeights& g) {
+void ForwardPass::finish_without_head() {
+  for (const SeqChunk& s : batch_.seqs) s.kv->n_tokens += s.n_tokens;
+}
+
+void ForwardPass::embed(const GlobalWeights& g, const RowFn& row_fn) {
   const HParams& h = spec_.hp;
   int64_t row = 0;
-  float* e = g.proj_in ? tmp_.data() : x_.data();
+  float* e = g.proj_in ? ws_.tmp.data() : x_.data();
   for (const SeqChunk& s : batch_.seqs)
     for (int64_t j = 0; j < s.n_tokens; ++j, ++row) {
       const int32_t id = s.tokens[j];
       if (id < 0 || id >= h.n_vocab) fail("token id {} is outside the vocabulary (0..{})", id, h.n_vocab - 1);
-      get_row(*g.tok_embd, id, e + row * h.n_embd_io);
+      if (row_fn) row_fn(id, e + row * h.n_embd_io);
+      else get_row(*g.tok_embd, id, e + row * h.n_embd_io);
     }
-  if (g.proj_in) matmul(pool_, *g.proj_in, tmp_.data(), n_, x_.data());
+  if (g.proj_in) matmul(pool_, *g.proj_in, ws_.tmp.data(), n_, x_.data());
   if (g.pos_embd) {
     std::vector<float> pe(static_cast<size_t>(h.n_embd));
     for (int64_t i = 0; i < n_; ++i) {
@@ -92,7 +111,7 @@ void ForwardPass::embed(const GlobalWeights& g) {
 
 void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v) {
   const int64_t rowb = kv.row_bytes(), bt = kv.config().block_tokens, dim = spec_.hp.kv_dim();
-  const bool f16 = kv.config().dtype == DType::F16;
+  const DType kvt = kv.config().dtype;
   for (size_t s = 0; s < batch_.seqs.size(); ++s) {
     const SeqChunk& sc = batch_.seqs[s];
     for (int64_t j = 0; j < sc.n_tokens; ++j) {
@@ -100,7 +119,10 @@ void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v
       const int32_t blk = sc.kv->blocks[static_cast<size_t>(p / bt)];
       uint8_t* kd = kv.k_block(l, blk) + (p % bt) * rowb;
       uint8_t* vd = kv.v_block(l, blk) + (p % bt) * rowb;
-      if (f16) {
+      if (kvt == DType::G4) {
+        g4_quantize_kv_row(k + r * dim, dim, kd);
+        g4_quantize_kv_row(v + r * dim, dim, vd);
+      } else if (kvt == DType::F16) {
         auto* kh = reinterpret_cast<uint16_t*>(kd);
         auto* vh = reinterpret_cast<uint16_t*>(vd);
         for (int64_t i = 0; i < dim; ++i) {
@@ -119,24 +141,24 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
   const HParams& h = spec_.hp;
   const int64_t qd = h.q_dim(), kd = h.kv_dim();
   if (w.wqkv) {
-    matmul(pool_, *w.wqkv, in, n_, qkv_.data(), w.bqkv);
+    matmul(pool_, *w.wqkv, in, n_, ws_.qkv.data(), w.bqkv);
     const int64_t stride = qd + 2 * kd;
     for (int64_t i = 0; i < n_; ++i) {
-      const float* r = qkv_.data() + i * stride;
-      std::memcpy(q_.data() + i * qd, r, static_cast<size_t>(qd) * 4);
-      std::memcpy(k_.data() + i * kd, r + qd, static_cast<size_t>(kd) * 4);
-      std::memcpy(v_.data() + i * kd, r + qd + kd, static_cast<size_t>(kd) * 4);
+      const float* r = ws_.qkv.data() + i * stride;
+      std::memcpy(ws_.q.data() + i * qd, r, static_cast<size_t>(qd) * 4);
+      std::memcpy(ws_.k.data() + i * kd, r + qd, static_cast<size_t>(kd) * 4);
+      std::memcpy(ws_.v.data() + i * kd, r + qd + kd, static_cast<size_t>(kd) * 4);
     }
   } else {
-    matmul(pool_, *w.wq, in, n_, q_.data(), w.bq);
-    matmul(pool_, *w.wk, in, n_, k_.data(), w.bk);
-    matmul(pool_, *w.wv, in, n_, v_.data(), w.bv);
+    matmul(pool_, *w.wq, in, n_, ws_.q.data(), w.bq);
+    matmul(pool_, *w.wk, in, n_, ws_.k.data(), w.bk);
+    matmul(pool_, *w.wv, in, n_, ws_.v.data(), w.bv);
   }
   if (spec_.arch.pos == PosKind::Rope) {
-    rope(q_.data(), n_, pos_.data(), h.n_head, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
-    rope(k_.data(), n_, pos_.data(), h.n_head_kv, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
+    rope(ws_.q.data(), n_, pos_.data(), h.n_head, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
+    rope(ws_.k.data(), n_, pos_.data(), h.n_head_kv, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
   }
-  store_kv(l, kv, k_.data(), v_.data());
+  store_kv(l, kv, ws_.k.data(), ws_.v.data());
 
   AttentionParams ap;
   ap.n_head = h.n_head;
@@ -163,21 +185,21 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
     view.row_elems = kd;
     view.row_bytes = kv.row_bytes();
     const int64_t r0 = seq_start_[s];
-    attention(pool_, ap, view, q_.data() + r0 * qd, sc.n_tokens, sc.kv->n_tokens, attn_.data() + r0 * qd);
+    attention(pool_, ap, view, ws_.q.data() + r0 * qd, sc.n_tokens, sc.kv->n_tokens, ws_.attn.data() + r0 * qd);
   }
-  matmul(pool_, *w.wo, attn_.data(), n_, out, w.bo);
+  matmul(pool_, *w.wo, ws_.attn.data(), n_, out, w.bo);
 }
 
 void ForwardPass::ffn_block(const LayerWeights& w, const float* in, float* out) {
   const HParams& h = spec_.hp;
-  matmul(pool_, *w.w_up, in, n_, up_.data(), w.b_up);
+  matmul(pool_, *w.w_up, in, n_, ws_.up.data(), w.b_up);
   if (spec_.arch.gated_ffn) {
-    matmul(pool_, *w.w_gate, in, n_, gate_.data(), w.b_gate);
-    activate_gated(pool_, spec_.arch.act, gate_.data(), up_.data(), n_ * h.n_ff);
-    matmul(pool_, *w.w_down, gate_.data(), n_, out, w.b_down);
+    matmul(pool_, *w.w_gate, in, n_, ws_.gate.data(), w.b_gate);
+    activate_gated(pool_, spec_.arch.act, ws_.gate.data(), ws_.up.data(), n_ * h.n_ff);
+    matmul(pool_, *w.w_down, ws_.gate.data(), n_, out, w.b_down);
   } else {
-    activate(pool_, spec_.arch.act, up_.data(), n_ * h.n_ff);
-    matmul(pool_, *w.w_down, up_.data(), n_, out, w.b_down);
+    activate(pool_, spec_.arch.act, ws_.up.data(), n_ * h.n_ff);
+    matmul(pool_, *w.w_down, ws_.up.data(), n_, out, w.b_down);
   }
 }
 
@@ -185,19 +207,19 @@ void ForwardPass::layer(int64_t l, const LayerWeights& w, KvPool& kv) {
   const int64_t d = spec_.hp.n_embd;
   float* x = x_.data();
   if (spec_.arch.pre_norm) {
-    norm(x, w.attn_norm, w.attn_norm_b, xn_.data(), n_);
-    attention_block(l, w, kv, xn_.data(), tmp_.data());
-    add_inplace(x, tmp_.data(), n_ * d);
-    norm(x, w.ffn_norm, w.ffn_norm_b, xn_.data(), n_);
-    ffn_block(w, xn_.data(), tmp_.data());
-    add_inplace(x, tmp_.data(), n_ * d);
+    norm(x, w.attn_norm, w.attn_norm_b, ws_.xn.data(), n_);
+    attention_block(l, w, kv, ws_.xn.data(), ws_.tmp.data());
+    add_inplace(x, ws_.tmp.data(), n_ * d);
+    norm(x, w.ffn_norm, w.ffn_norm_b, ws_.xn.data(), n_);
+    ffn_block(w, ws_.xn.data(), ws_.tmp.data());
+    add_inplace(x, ws_.tmp.data(), n_ * d);
   } else {  // post-LayerNorm (OPT-350m): normalise after each residual add
-    attention_block(l, w, kv, x, tmp_.data());
-    add_inplace(tmp_.data(), x, n_ * d);
-    norm(tmp_.data(), w.attn_norm, w.attn_norm_b, x, n_);
-    ffn_block(w, x, tmp_.data());
-    add_inplace(tmp_.data(), x, n_ * d);
-    norm(tmp_.data(), w.ffn_norm, w.ffn_norm_b, x, n_);
+    attention_block(l, w, kv, x, ws_.tmp.data());
+    add_inplace(ws_.tmp.data(), x, n_ * d);
+    norm(ws_.tmp.data(), w.attn_norm, w.attn_norm_b, x, n_);
+    ffn_block(w, x, ws_.tmp.data());
+    add_inplace(ws_.tmp.data(), x, n_ * d);
+    norm(ws_.tmp.data(), w.ffn_norm, w.ffn_norm_b, x, n_);
   }
 }
 

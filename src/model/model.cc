@@ -19,6 +19,8 @@ void qkv_per_head_to_concat(const uint8_t* src, uint8_t* dst, int64_t n_head, in
       std::memcpy(dst + (part * n_head + h) * hb, src + (h * 3 + part) * hb, static_cast<size_t>(hb));
 }
 
+void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src, uint8_t* dst);
+
 void transpose_2d(const TensorInfo& ti, const uint8_t* src, uint8_t* dst) {
   const int64_t r = ti.shape[0], c = ti.shape[1];
   const int64_t es = dtype_info(ti.dtype).block_bytes;
@@ -26,7 +28,40 @@ void transpose_2d(const TensorInfo& ti, const uint8_t* src, uint8_t* dst) {
     for (int64_t j = 0; j < c; ++j) std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, static_cast<size_t>(es));
 }
 
+void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src, uint8_t* dst) {
+  if (tr == LoadTransform::Transpose) {
+    if (!is_float_type(ti.dtype)) fail("tensor '{}': cannot transpose type {}", ti.name, dtype_name(ti.dtype));
+    transpose_2d(ti, src, dst);
+  } else if (tr == LoadTransform::QkvPerHeadToConcat) {
+    if (ti.shape[0] != 3 * h.n_head * h.head_dim)
+      fail("tensor '{}' has {} rows, expected 3 x {} heads x {}", ti.name, ti.shape[0], h.n_head, h.head_dim);
+    qkv_per_head_to_concat(src, dst, h.n_head, h.head_dim, row_bytes(ti.dtype, ti.shape[1]));
+  } else {
+    std::memcpy(dst, src, ti.nbytes);
+  }
+}
+
 }  // namespace
+
+const TensorSource* Model::source(const std::string& canonical) const {
+  auto it = sources_.find(canonical);
+  return it == sources_.end() ? nullptr : &it->second;
+}
+
+void Model::read_tensor(const std::string& canonical, uint8_t* dst) const {
+  const TensorSource* src = source(canonical);
+  if (!src) fail("no source for tensor '{}'", canonical);
+  const TensorInfo& ti = *src->info;
+  const std::string& path = files_.files.at(static_cast<size_t>(ti.file))->path();
+  std::vector<uint8_t> tmp;
+  uint8_t* target = dst;
+  if (src->transform != LoadTransform::None) {
+    tmp.resize(ti.nbytes);
+    target = tmp.data();
+  }
+  pread_exact(path, ti.offset, ti.nbytes, target, ti.name);
+  if (src->transform != LoadTransform::None) apply_transform(src->transform, ti, spec_.hp, tmp.data(), dst);
+}
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
   std::unique_ptr<Model> m(new Model());
@@ -57,7 +92,7 @@ void Model::load_weights(const LoadOptions& opts) {
       fail("tensor '{}' has shape {}; strata expects vectors and matrices", ti.name, shape_to_string(ti.shape));
     if (!is_float_type(ti.dtype) && !matmul_supports(ti.dtype))
       fail("tensor '{}' has type {}, which strata cannot compute with yet", ti.name, dtype_name(ti.dtype));
-    const uint8_t* src = files_.tensor_data(ti);
+    const uint8_t* src = ti.shape.size() == 1 || !opts.lazy_matrices ? files_.tensor_data(ti) : nullptr;
     if (ti.shape.size() == 1) {
       // Vectors: widen to f32 (norm weights and biases are tiny and read often).
       const int64_t n = ti.shape[0];
@@ -70,17 +105,20 @@ void Model::load_weights(const LoadOptions& opts) {
         qkv_per_head_to_concat(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(dst),
                                spec_.hp.n_head, spec_.hp.head_dim, 4);
       }
-    } else if (tr == LoadTransform::Transpose) {
-      if (!is_float_type(ti.dtype)) fail("tensor '{}': cannot transpose type {}", ti.name, dtype_name(ti.dtype));
-      auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, {ti.shape[1], ti.shape[0]}));
-      transpose_2d(ti, src, dst);
-    } else if (tr == LoadTransform::QkvPerHeadToConcat) {
-      auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, ti.shape));
-      const int64_t rb = row_bytes(ti.dtype, ti.shape[1]);
-      if (ti.shape[0] != 3 * spec_.hp.n_head * spec_.hp.head_dim)
-        fail("tensor '{}' has {} rows, expected 3 x {} heads x {}", ti.name, ti.shape[0], spec_.hp.n_head, spec_.hp.head_dim);
-      qkv_per_head_to_concat(src, dst, spec_.hp.n_head, spec_.hp.head_dim, rb);
+    } else if (opts.lazy_matrices) {
+      sources_[name] = {&ti, tr};
+      Tensor t;
+      t.dtype = ti.dtype;
+      t.shape = tr == LoadTransform::Transpose ? std::vector<int64_t>{ti.shape[1], ti.shape[0]} : ti.shape;
+      t.tier = Tier::Disk;
+      store_.add_view(name, std::move(t), nullptr);
+    } else if (tr != LoadTransform::None) {
+      sources_[name] = {&ti, tr};
+      std::vector<int64_t> shape = tr == LoadTransform::Transpose ? std::vector<int64_t>{ti.shape[1], ti.shape[0]} : ti.shape;
+      auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, shape));
+      apply_transform(tr, ti, spec_.hp, src, dst);
     } else {
+      sources_[name] = {&ti, tr};
       Tensor t;
       t.dtype = ti.dtype;
       t.shape = ti.shape;

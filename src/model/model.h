@@ -3,6 +3,7 @@
 // matrices stay in the mapped file (host tier) unless a layout fix or a type conversion needs a
 // copy; vectors (norms, biases) are widened to f32 copies.
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,12 +11,22 @@
 #include "formats/model_files.h"
 #include "memory/weight_store.h"
 #include "model/hparams.h"
+#include "model/tensor_names.h"
 #include "model/weights.h"
 
 namespace strata {
 
 struct LoadOptions {
   bool progress = true;
+  // Matrices get no data: they are registered on the disk tier with their source, for the
+  // scheduler to place (read into RAM, stream, compress). Vectors are still widened to f32.
+  bool lazy_matrices = false;
+};
+
+// Where a canonical tensor's bytes come from, and what must happen to them on the way.
+struct TensorSource {
+  const TensorInfo* info = nullptr;  // in files()
+  LoadTransform transform = LoadTransform::None;
 };
 
 class Model {
@@ -29,6 +40,11 @@ class Model {
   WeightStore& store() { return store_; }
   const WeightStore& store() const { return store_; }
 
+  const TensorSource* source(const std::string& canonical) const;
+  // Produces the tensor's bytes as the model uses them (after any layout fix) into dst, which
+  // holds the tensor's nbytes. Reads with pread, not through the memory map.
+  void read_tensor(const std::string& canonical, uint8_t* dst) const;
+
   GlobalWeights global() const { return bind_global(spec_, store_); }
   LayerWeights layer(int64_t l) const { return bind_layer(spec_, store_, l); }
 
@@ -38,6 +54,7 @@ class Model {
   ModelFiles files_;
   ModelSpec spec_;
   WeightStore store_;
+  std::map<std::string, TensorSource> sources_;
 };
 
 }  // namespace strata

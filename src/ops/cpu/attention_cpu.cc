@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "ops/attention.h"
 #include "ops/cpu/float_kernels.h"
+#include "quant/g4.h"
 
 namespace strata {
 namespace {
@@ -16,13 +17,27 @@ inline const uint8_t* row_ptr(const void* const* blocks, const KvView& kv, int64
   return static_cast<const uint8_t*>(blocks[j / kv.block_tokens]) + (j % kv.block_tokens) * kv.row_bytes;
 }
 
+// One head's slice of a G4 row. Groups are 64 elements (36 bytes when full), so when the head
+// dimension is a multiple of 64 the slice is whole groups and only those are decoded.
+void g4_head_slice(const uint8_t* row, int64_t n, int64_t head, int64_t hd, std::vector<float>& out,
+                   std::vector<float>& full) {
+  out.resize(static_cast<size_t>(hd));
+  if (hd % kG4Group == 0) {
+    g4_dequantize_kv_row(row + (head * hd / kG4Group) * (4 + kG4Group / 2), hd, out.data());
+    return;
+  }
+  full.resize(static_cast<size_t>(n));
+  g4_dequantize_kv_row(row, n, full.data());
+  std::copy_n(full.data() + head * hd, hd, out.data());
+}
+
 }  // namespace
 
 void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
                int64_t n_q, int64_t pos0, float* out) {
   if (p.n_head_kv <= 0 || p.n_head % p.n_head_kv != 0)
     fail("attention: {} heads cannot share {} KV heads", p.n_head, p.n_head_kv);
-  if (kv.dtype != DType::F32 && kv.dtype != DType::F16)
+  if (kv.dtype != DType::F32 && kv.dtype != DType::F16 && kv.dtype != DType::G4)
     fail("attention: KV cache type {} is not supported on the CPU", dtype_name(kv.dtype));
   if ((pos0 + n_q + kv.block_tokens - 1) / kv.block_tokens > kv.n_blocks)
     fail("attention: the KV cache holds {} blocks, fewer than {} positions need", kv.n_blocks, pos0 + n_q);
@@ -32,7 +47,7 @@ void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, con
   const int64_t work = std::max<int64_t>(1, (pos0 + 1) * hd);
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 15) / work);
   pool.parallel_for(n_q * p.n_head, grain, [&](int64_t b, int64_t e) {
-    thread_local std::vector<float> scores, vrow;
+    thread_local std::vector<float> scores, vrow, krow, full;
     for (int64_t task = b; task < e; ++task) {
       const int64_t t = task / p.n_head, h = task % p.n_head, kvh = h / group;
       const int64_t n_keys = pos0 + t + 1;
@@ -41,9 +56,15 @@ void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, con
       const float slope = p.alibi_slopes ? p.alibi_slopes[h] : 0.0f;
       for (int64_t j = 0; j < n_keys; ++j) {
         const uint8_t* kr = row_ptr(kv.k_blocks, kv, j);
-        float s = kv.dtype == DType::F32
-                      ? fk.dot_f32(hd, reinterpret_cast<const float*>(kr) + kvh * hd, qv)
-                      : fk.dot_f16(hd, reinterpret_cast<const uint16_t*>(kr) + kvh * hd, qv);
+        float s;
+        if (kv.dtype == DType::F32) {
+          s = fk.dot_f32(hd, reinterpret_cast<const float*>(kr) + kvh * hd, qv);
+        } else if (kv.dtype == DType::F16) {
+          s = fk.dot_f16(hd, reinterpret_cast<const uint16_t*>(kr) + kvh * hd, qv);
+        } else {
+          g4_head_slice(kr, kv.row_elems, kvh, hd, krow, full);
+          s = fk.dot_f32(hd, krow.data(), qv);
+        }
         scores[j] = s * p.scale + slope * static_cast<float>(j);
       }
       // softmax
@@ -62,6 +83,9 @@ void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, con
         const float* v;
         if (kv.dtype == DType::F32) {
           v = reinterpret_cast<const float*>(vr) + kvh * hd;
+        } else if (kv.dtype == DType::G4) {
+          g4_head_slice(vr, kv.row_elems, kvh, hd, vrow, full);
+          v = vrow.data();
         } else {
           fk.f16_to_f32(hd, reinterpret_cast<const uint16_t*>(vr) + kvh * hd, vrow.data());
           v = vrow.data();

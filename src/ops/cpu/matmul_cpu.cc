@@ -1,15 +1,21 @@
-// CPU linear layer. Two paths:
+// CPU linear layer. Three paths:
 //  - decode (few tokens): each output row is one fused dot product of the weight row, in its
-//    stored type, with each token's activations; threads split the rows. Memory-bound: the
-//    weight bytes cross the bus once.
-//  - prefill (many tokens): threads take blocks of weight rows, widen them to f32 once into a
-//    thread-local tile, and run the register-blocked f32 GEMM kernel over all tokens.
+//    stored type, with each token's activations (quantized types: activations quantized once to
+//    the type's Q8 format, integer dot products, never an f32 copy of the weights). Threads split
+//    the rows; memory-bound, the weight bytes cross the bus once.
+//  - prefill (many tokens), float weights: threads take blocks of rows, widen them to f32 once
+//    into a thread-local tile, and run the register-blocked f32 GEMM kernel over all tokens.
+//  - prefill, quantized weights: the multi-token fused dot (each weight block unpacked once for
+//    four tokens).
+//  G4 (FlexGen 4-bit, groups of 64 rows) has its own fused kernel over row groups.
 #include <algorithm>
 #include <vector>
 
 #include "core/error.h"
 #include "ops/cpu/float_kernels.h"
 #include "ops/matmul.h"
+#include "quant/g4.h"
+#include "quant/quant.h"
 
 namespace strata::cpu {
 namespace {
@@ -20,6 +26,10 @@ constexpr int64_t kRowBlock = 16;
 void widen_rows(const Tensor& w, int64_t r0, int64_t nr, float* dst) {
   const FloatKernels& fk = float_kernels();
   const int64_t k = w.cols();
+  if (w.dtype == DType::G4) {
+    for (int64_t i = 0; i < nr; ++i) g4_dequantize_row(w.data, w.rows(), k, r0 + i, dst + i * k);
+    return;
+  }
   const uint8_t* base = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes();
   for (int64_t i = 0; i < nr; ++i) {
     const uint8_t* row = base + i * w.row_bytes();
@@ -28,19 +38,25 @@ void widen_rows(const Tensor& w, int64_t r0, int64_t nr, float* dst) {
       case DType::F32: std::copy_n(reinterpret_cast<const float*>(row), k, out); break;
       case DType::F16: fk.f16_to_f32(k, reinterpret_cast<const uint16_t*>(row), out); break;
       case DType::BF16: fk.bf16_to_f32(k, reinterpret_cast<const uint16_t*>(row), out); break;
-      default: fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+      default: {
+        const QuantKernels* q = quant_kernels(w.dtype);
+        if (!q) fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+        q->dequantize_row(row, out, k);
+      }
     }
   }
 }
 
-void decode_path(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
-                 const float* bias) {
+int64_t rows_grain(int64_t k, int64_t n_tok) {
+  // Chunks of at least ~64K multiply-adds: smaller work is not worth waking another thread.
+  return std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, k * n_tok));
+}
+
+void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  // Chunks of at least ~64K multiply-adds: smaller work is not worth waking another thread.
-  const int64_t grain = std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, k * n_tok));
-  pool.parallel_for(n_out, grain, [&](int64_t r0, int64_t r1) {
+  pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = base + r * rb;
       const float b = bias ? bias[r] : 0.0f;
@@ -50,8 +66,7 @@ void decode_path(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_to
         switch (w.dtype) {
           case DType::F32: s = fk.dot_f32(k, reinterpret_cast<const float*>(row), xt); break;
           case DType::F16: s = fk.dot_f16(k, reinterpret_cast<const uint16_t*>(row), xt); break;
-          case DType::BF16: s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt); break;
-          default: fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+          default: s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt); break;
         }
         y[t * n_out + r] = s + b;
       }
@@ -59,8 +74,7 @@ void decode_path(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_to
   });
 }
 
-void gemm_path(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
-               const float* bias) {
+void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
   const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols();
   const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
@@ -85,15 +99,59 @@ void gemm_path(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok,
   });
 }
 
+void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, const float* x, int64_t n_tok, float* y,
+                  const float* bias) {
+  const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
+  const QuantKernels* act = quant_kernels(q.vec_dot_type);
+  if (!act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
+  const int64_t ab = row_bytes(q.vec_dot_type, k);
+  // Activations quantized once per token, shared by every row.
+  thread_local std::vector<uint8_t> xq;
+  xq.resize(static_cast<size_t>(ab * n_tok));
+  uint8_t* xqp = xq.data();
+  pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) act->quantize_row(x + t * k, xqp + t * ab, k);
+  });
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = base + r * rb;
+      if (n_tok == 1) q.vec_dot(k, y + r, row, xqp);
+      else q.vec_dot_tokens(k, n_tok, row, xqp, ab, y + r, n_out);
+      if (bias)
+        for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] += bias[r];
+    }
+  });
+}
+
+void g4_matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
+  const int64_t n_out = w.rows(), k = w.cols();
+  pool.parallel_for(g4_groups(n_out), 1, [&](int64_t g0, int64_t g1) {
+    g4_matmul_groups(w.data, n_out, k, x, n_tok, y, g0, g1);
+    if (bias)
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = g0 * kG4Group; r < std::min(n_out, g1 * kG4Group); ++r) y[t * n_out + r] += bias[r];
+  });
+}
+
 }  // namespace
 
-bool supports(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+bool supports(DType t) {
+  if (is_float_type(t) || t == DType::G4) return true;
+  const QuantKernels* q = quant_kernels(t);
+  return q && q->vec_dot;
+}
 
-void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
-            const float* bias) {
-  if (!supports(w.dtype)) fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
-  if (n_tok >= kGemmMinTokens) gemm_path(pool, w, x, n_tok, y, bias);
-  else decode_path(pool, w, x, n_tok, y, bias);
+void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
+  if (w.dtype == DType::G4) return g4_matmul(pool, w, x, n_tok, y, bias);
+  if (is_float_type(w.dtype)) {
+    if (n_tok >= kGemmMinTokens) float_gemm(pool, w, x, n_tok, y, bias);
+    else float_decode(pool, w, x, n_tok, y, bias);
+    return;
+  }
+  const QuantKernels* q = quant_kernels(w.dtype);
+  if (!q || !q->vec_dot) fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+  quant_matmul(pool, w, *q, x, n_tok, y, bias);
 }
 
 void get_row(const Tensor& w, int64_t r, float* out) { widen_rows(w, r, 1, out); }

@@ -1,0 +1,104 @@
+#include "policy/memory_model.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "memory/kv_pool.h"
+
+namespace strata {
+
+std::string MemoryPrediction::describe() const {
+  return fmt::format(
+      "baseline {}, weights in RAM {}, weight staging {}, KV cache {}, KV staging {}, scratch {}, hidden states {}, "
+      "logits {}, slack {} = {}",
+      human_bytes(double(baseline)), human_bytes(double(resident_weights)), human_bytes(double(staging)),
+      human_bytes(double(kv_ram)), human_bytes(double(kv_arena)), human_bytes(double(workspace)),
+      human_bytes(double(hidden)), human_bytes(double(logits)), human_bytes(double(slack)), human_bytes(double(total())));
+}
+
+int64_t kv_ram_layers(const Model& model, const Policy& policy) {
+  const Policy p = policy.for_cpu_only();
+  return static_cast<int64_t>(std::floor(double(model.hp().n_layer) * p.c_cpu / 100.0 + 1e-9));
+}
+
+MemoryPrediction predict_memory(const Model& model, const Policy& policy, const WeightPlan& plan, const Workload& w) {
+  const Policy p = policy.for_cpu_only();
+  const HParams& h = model.hp();
+  const ArchSpec& a = model.arch();
+  MemoryPrediction m;
+  m.baseline = w.baseline_rss;
+  auto page = [](uint64_t n) { return (n + 4095) / 4096 * 4096; };
+  for (const auto& t : plan.tensors)
+    if (t.tier == Tier::Host && t.shape.size() == 2) m.resident_weights += page(t.bytes);
+  if (plan.streamed_bytes_per_pass() > 0) m.staging = static_cast<uint64_t>(w.staging_depth) * plan.max_unit_disk_bytes();
+  m.disk_weights = plan.disk_bytes();
+
+  const int64_t seqs = p.block_size();
+  const int64_t bt = 32;
+  const int64_t blocks_per_seq = (w.ctx() + bt - 1) / bt;
+  const uint64_t block = static_cast<uint64_t>(KvPool::row_bytes_for(w.kv_dtype, h.kv_dim()) * bt);
+  const int64_t ram_layers = kv_ram_layers(model, policy);
+  m.kv_ram = static_cast<uint64_t>(ram_layers * seqs * blocks_per_seq * 2) * block;
+  m.disk_kv = static_cast<uint64_t>((h.n_layer - ram_layers) * seqs * blocks_per_seq * 2) * block;
+  if (ram_layers < h.n_layer)
+    m.kv_arena = static_cast<uint64_t>(p.gpu_batch_size * blocks_per_seq * 2) * page(block);
+
+  // The largest step: every sequence of the block prefilling a chunk. Scratch is shared by the
+  // micro-batches, so it is sized by one micro-batch; hidden states exist for all of them.
+  const int64_t chunk = std::min(w.prompt_len, w.prefill_chunk);
+  const int64_t mb_tokens = p.gpu_batch_size * chunk;
+  int64_t per_tok = 3 * std::max(h.n_embd, h.n_embd_io) + 2 * h.q_dim() + 2 * h.kv_dim() + h.n_ff;
+  if (a.gated_ffn) per_tok += h.n_ff;
+  if (a.qkv == QkvKind::Fused) per_tok += h.q_dim() + 2 * h.kv_dim();
+  m.workspace = static_cast<uint64_t>(per_tok * mb_tokens) * 4;
+  const double ram_mbs = std::ceil(double(p.num_gpu_batches) * p.a_cpu / 100.0 - 1e-9);
+  m.hidden = static_cast<uint64_t>(std::max(1.0, ram_mbs) * double(mb_tokens * h.n_embd) * 4);
+  // Logits per micro-batch plus the step's concatenation; the head's selected hidden rows.
+  m.logits = static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
+  // Thread stacks, allocator bookkeeping, per-thread kernel tiles and quantized activations.
+  m.slack = (48ull << 20) + static_cast<uint64_t>(mb_tokens * h.n_embd) * 2 +
+            static_cast<uint64_t>(16 * std::max(h.n_embd, h.n_ff)) * 4 * 4;
+  return m;
+}
+
+Policy fit_policy(const Model& model, Policy base, uint64_t max_ram, const Workload& w) {
+  auto fits = [&](const Policy& p, MemoryPrediction* out) {
+    const MemoryPrediction m = predict_memory(model, p, plan_weights(model, p), w);
+    if (out) *out = m;
+    return m.total() <= max_ram;
+  };
+  Policy p = base.for_cpu_only();
+  p.c_cpu = 100, p.a_cpu = 100;
+  // Most weights in RAM first: binary search on the weight percentage (more RAM never hurts).
+  p.w_cpu = 0;
+  MemoryPrediction m;
+  if (fits(p, &m)) {
+    double lo = 0, hi = 100;
+    Policy q = p;
+    q.w_cpu = 100;
+    if (fits(q, nullptr)) return q;
+    for (int i = 0; i < 12; ++i) {
+      q.w_cpu = (lo + hi) / 2;
+      (fits(q, nullptr) ? lo : hi) = q.w_cpu;
+    }
+    p.w_cpu = std::floor(lo);
+    return p;
+  }
+  // Weights all on disk still do not fit: move the KV cache, then activations, to disk.
+  for (double c = 90; c >= 0; c -= 10) {
+    p.c_cpu = c;
+    if (fits(p, &m)) return p;
+  }
+  for (double a = 50; a >= 0; a -= 50) {
+    p.a_cpu = a;
+    if (fits(p, &m)) return p;
+  }
+  fail("the budget --max-ram {} is too small for this model and batch even with everything on disk: {}",
+       human_bytes(double(max_ram)), m.describe());
+}
+
+}  // namespace strata
