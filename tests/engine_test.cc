@@ -146,6 +146,36 @@ TEST(Engine, StopStringsAcrossTokensAndLimits) {
   EXPECT_EQ(reasons[id2], FinishReason::Length);
 }
 
+TEST(Engine, SessionsReuseTheCachedPrefix) {
+  Fixture f;
+  Engine e(*f.model, *f.tok, f.pool, {});
+  const auto& p = f.golden["prompts"][3];  // "Once upon a time"
+  Request r = f.greedy(p);
+  r.session = 7;
+  r.max_tokens = 8;
+  const int64_t a = e.add(r);
+  auto out = drain(e);
+  // Turn two: the whole history plus more text. Only the new part may be prefilled.
+  std::vector<int32_t> history = r.prompt;
+  history.insert(history.end(), out[a].begin(), out[a].end());
+  EXPECT_EQ(e.session_cached_tokens(7), static_cast<int64_t>(history.size()) - 1);
+  Request r2 = r;
+  r2.prompt = history;
+  for (int32_t t : {261, 378}) r2.prompt.push_back(t);
+  const int64_t before = e.stats().prompt_tokens;
+  const int64_t b = e.add(r2);
+  auto out2 = drain(e);
+  EXPECT_EQ(e.stats().prompt_tokens - before, 3);  // the last generated token and the two new ones
+  // Same tokens as a fresh run of the full prompt.
+  Request fresh = r2;
+  fresh.session = 0;
+  const int64_t c = e.add(fresh);
+  auto out3 = drain(e);
+  EXPECT_EQ(out2[b], out3[c]);
+  e.drop_session(7);
+  EXPECT_EQ(e.kv().blocks_used(), 0);
+}
+
 TEST(Engine, RejectsPromptsThatDoNotFit) {
   Fixture f;
   EngineOptions o;
