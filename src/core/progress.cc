@@ -62,6 +62,14 @@ void Progress::finish(const std::string& detail) {
   draw(true, detail);
 }
 
+void Progress::clear() {
+  finished_ = true;
+  if (drawn_ && tty_ && on_ && enabled()) {
+    std::fprintf(stderr, "\r\033[K");
+    std::fflush(stderr);
+  }
+}
+
 void Progress::draw(bool final, const std::string& detail) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string amount;

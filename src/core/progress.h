@@ -15,6 +15,8 @@ class Progress {
   void update(int64_t done, const std::string& detail = "");
   void add(int64_t n, const std::string& detail = "") { update(done_ + n, detail); }
   void finish(const std::string& detail = "");
+  // Erases the line (terminal) without a final report: for progress that must not stay on screen.
+  void clear();
 
   static void set_enabled(bool on);
   static bool enabled();

@@ -17,6 +17,18 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   const bool placed = o.max_ram > 0 || o.policy.has_value() || o.compress_weight || o.compress_cache ||
                       o.num_gpu_batches > 1;
   rt->offloading_ = placed;
+  // [policy-search] The hardware profile comes first: when it must be measured, that happens in a
+  // child process before anything is loaded, so this process's peak RSS never sees it.
+  const bool auto_search = o.max_ram > 0 && !o.policy && o.auto_policy;
+  std::optional<HardwareProfile> prof = o.profile;
+  if ((auto_search || (o.predict && placed)) && !prof) {
+    ProfileOptions po;
+    po.offload_dir = o.offload_dir;
+    po.progress = o.progress;
+    po.isolate = true;
+    prof = load_or_measure_profile(po).profile;
+  }
+  if (o.max_vram > 0) spdlog::warn("--max-vram is for planning only: this build runs on the CPU");
   LoadOptions lo;
   lo.progress = o.progress;
   lo.lazy_matrices = placed;
@@ -52,13 +64,34 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
     p.compress_weight = o.compress_weight;
     p.compress_cache = o.compress_cache;
     rt->policy_ = p.for_cpu_only();
+  } else if (auto_search) {
+    // [policy-search] Placement (and, when asked, batch shape and compression) from the LP search.
+    SearchOptions so;
+    so.max_ram = o.max_ram;
+    so.objective = o.objective;
+    so.max_block = o.max_block;
+    so.threads = o.threads;
+    so.kv_dtype = o.kv_dtype;
+    if (!o.search_batch) so.gpu_batch_size = o.gpu_batch_size, so.num_gpu_batches = o.num_gpu_batches;
+    if (!o.search_compression) so.compress_weight = o.compress_weight, so.compress_cache = o.compress_cache;
+    rt->search_ = search_policy(*rt->model_, w, *prof, so);
+    rt->policy_ = rt->search_->best.policy.for_cpu_only();
   } else if (o.max_ram > 0) {
     rt->policy_ = fit_policy(*rt->model_, base, o.max_ram, w);
   } else {
     rt->policy_ = base;
   }
+  // [policy-search] The search may have turned cache compression on.
+  eo.kv_dtype = rt->policy_.compress_cache ? DType::G4 : o.kv_dtype;
+  w.kv_dtype = eo.kv_dtype;
+  rt->workload_ = w;
   rt->plan_ = plan_weights(*rt->model_, rt->policy_);
   rt->predicted_ = predict_memory(*rt->model_, rt->policy_, rt->plan_, w);
+  if (prof) {
+    CostOptions co;
+    co.threads = o.threads;
+    rt->prediction_ = predict_cost(*rt->model_, rt->policy_, rt->plan_, w, *prof, co);
+  }
   if (o.max_ram > 0 && rt->predicted_.total() > o.max_ram)
     fail("the policy ({}) needs {} but --max-ram is {}: {}", rt->policy_.describe(),
          human_bytes(double(rt->predicted_.total())), human_bytes(double(o.max_ram)), rt->predicted_.describe());
@@ -84,6 +117,7 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   eo.exec.streamer = rt->streamer_.get();
   eo.exec.act_ram_percent = rt->policy_.a_cpu;
   eo.exec.offload_dir = o.offload_dir;
+  eo.exec.progress = o.progress;
   if (rt->policy_.a_cpu < 100 && o.offload_dir.empty()) fail("activations are placed on disk: give --offload-dir");
   rt->engine_ = std::make_unique<Engine>(*rt->model_, *rt->tok_, *rt->pool_, eo);
   return rt;

@@ -8,6 +8,9 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/progress.h"
+
+#include <fmt/format.h>
 
 namespace strata {
 namespace {
@@ -109,8 +112,17 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
     fps.back()->begin(b, kv_);
     if (compute) fps.back()->embed(global_, rows);
   }
+  // A live line for streamed steps (seconds each): layer position, tokens, disk rate.
+  std::unique_ptr<Progress> prog;
+  if (opts_.progress && ws && ws->streams())
+    prog = std::make_unique<Progress>(fmt::format("step {} ({} tokens)", steps_ + 1, batch.n_tokens()), n_layer,
+                                      "layers");
   // Zig-zag: each layer visits every micro-batch; the next layer's weights stream meanwhile.
   for (int j = 0; j < n_layer; ++j) {
+    if (prog)
+      prog->update(j, fmt::format("disk {:.2f} GB/s, waiting for I/O {:.1f}s",
+                                  double(ws->stats().bytes_read - read0) / 1e9 / std::max(1e-9, since(t_step)),
+                                  ws->stats().io_wait_s - wait0));
     if (ws) {
       ws->acquire(j);
       ws->prefetch(j + 1);
@@ -141,6 +153,8 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
   }
   if (!compute) logits.assign(static_cast<size_t>(batch.n_logit_rows() * model_.hp().n_vocab), 0.0f);
   if (ws) ws->release(n_layer);
+  if (prog) prog->clear();
+  ++steps_;
 
   last_ = StepStats{};
   last_.total_s = since(t_step);

@@ -25,6 +25,7 @@ struct ExecutorOptions {
   WeightStreamer* streamer = nullptr;    // null: every weight resident
   double act_ram_percent = 100;          // micro-batches whose hidden states stay in RAM
   std::string offload_dir;               // for activations placed on disk
+  bool progress = false;                 // live line for slow (streamed) steps
 };
 
 struct StepStats {
@@ -59,6 +60,7 @@ class Executor {
   std::vector<LayerWeights> layers_;
   Workspace ws_;
   StepStats last_;
+  int64_t steps_ = 0;
   AlignedBuffer kv_arena_;
   int act_fd_ = -1;
   uint64_t act_bytes_io_ = 0;

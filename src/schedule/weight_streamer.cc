@@ -80,17 +80,21 @@ void WeightStreamer::load_resident(ThreadPool& pool) {
   uint64_t done = 0;
   for (const auto& t : plan_.tensors) {
     if (t.tier != Tier::Host || t.shape.size() != 2) continue;  // vectors were widened at load
-    AlignedBuffer buf(t.bytes);
     const TensorSource* src = model_.source(t.name);
-    if (!t.converted && src) {
+    const bool direct = !t.converted && src;
+    // Direct reads land in place when the buffer has the file offset's alignment within a page.
+    const uint64_t shift = direct ? src->info->offset % 4096 : 0;
+    AlignedBuffer buf(t.bytes + shift);
+    uint8_t* data = buf.data() + shift;
+    if (direct) {
       // Straight from the model file with direct I/O (no page cache, no mapped pages).
       const std::string& path = model_.files().files.at(static_cast<size_t>(src->info->file))->path();
       DirectReader& r = *readers_[static_cast<size_t>(reader_for(path))];
-      r.wait(r.submit(src->info->offset, t.bytes, buf.data()));
+      r.wait(r.submit(src->info->offset, t.bytes, data));
     } else {
-      produce_tensor(model_, t, buf.data());
+      produce_tensor(model_, t, data);
     }
-    model_.store().rebind(t.name, buf.data(), Tier::Host);
+    model_.store().rebind(t.name, data, Tier::Host);
     Tensor& st = const_cast<Tensor&>(model_.store().get(t.name));
     st.dtype = t.dtype;
     resident_bytes_ += buf.capacity();
