@@ -13,6 +13,8 @@
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
 #include "ops/rope.h"
+#include "quant/g4.h"
+#include "quant/quant.h"
 
 namespace strata {
 namespace {
@@ -236,6 +238,74 @@ TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
       const auto want = dense_attention(q, k, v, n_q, pos0, p, alibi);
       for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], want[i], 1e-5) << i;
     }
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// Quantized weights through the front-end: the fused integer path (few tokens, activations
+// quantized to Q8) and the dequantize + sgemm path (many tokens), against double math on the
+// dequantized weights. The Q8 activations bound the error: 2% of sum |w x| is generous for 8 bits.
+class QuantMatmul : public ::testing::TestWithParam<DType> {};
+
+TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
+  const DType dt = GetParam();
+  const QuantKernels* q = quant_kernels(dt);
+  ASSERT_NE(q, nullptr);
+  ThreadPool pool(2);
+  const int64_t n_out = 37, n_in = 512;
+  auto wf = randn(size_t(n_out * n_in), 21, 0.5f);
+  std::vector<uint8_t> wq(static_cast<size_t>(n_out * row_bytes(dt, n_in)));
+  for (int64_t r = 0; r < n_out; ++r) q->quantize_row(wf.data() + r * n_in, wq.data() + r * row_bytes(dt, n_in), n_in);
+  std::vector<float> deq(wf.size());
+  for (int64_t r = 0; r < n_out; ++r) q->dequantize_row(wq.data() + r * row_bytes(dt, n_in), deq.data() + r * n_in, n_in);
+  Tensor w{dt, {n_out, n_in}, wq.data()};
+  for (int64_t n_tok : {1, 3, 5, 20}) {
+    auto x = randn(size_t(n_tok * n_in), 22), b = randn(size_t(n_out), 23);
+    std::vector<float> y(size_t(n_tok * n_out));
+    matmul(pool, w, x.data(), n_tok, y.data(), b.data());
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < n_out; ++r) {
+        double s = b[r], mag = 0;
+        for (int64_t i = 0; i < n_in; ++i) {
+          s += double(deq[r * n_in + i]) * x[t * n_in + i];
+          mag += std::fabs(double(deq[r * n_in + i]) * x[t * n_in + i]);
+        }
+        EXPECT_NEAR(y[t * n_out + r], s, 0.02 * mag + 1e-4) << dtype_name(dt) << " tokens " << n_tok << " row " << r;
+      }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, QuantMatmul,
+                         ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
+                                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(G4Matmul, MatchesDequantizedReference) {
+  ThreadPool pool(2);
+  const int64_t n_out = 100, n_in = 96;
+  auto wf = randn(size_t(n_out * n_in), 31, 0.5f);
+  std::vector<uint8_t> wq(g4_weight_bytes(n_out, n_in));
+  g4_quantize_weight(wf.data(), n_out, n_in, wq.data());
+  Tensor w{DType::G4, {n_out, n_in}, wq.data()};
+  EXPECT_EQ(w.nbytes(), static_cast<int64_t>(wq.size()));
+  std::vector<float> row(static_cast<size_t>(n_in));
+  for (int64_t n_tok : {1, 4, 17}) {
+    auto x = randn(size_t(n_tok * n_in), 32);
+    std::vector<float> y(size_t(n_tok * n_out));
+    matmul(pool, w, x.data(), n_tok, y.data());
+    for (int64_t r = 0; r < n_out; ++r) {
+      get_row(w, r, row.data());
+      for (int64_t t = 0; t < n_tok; ++t) {
+        double s = 0;
+        for (int64_t i = 0; i < n_in; ++i) s += double(row[i]) * x[t * n_in + i];
+        EXPECT_NEAR(y[t * n_out + r], s, 1e-3 * (1 + std::fabs(s)));
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 #include "memory/kv_pool.h"
 
 namespace strata {
@@ -59,9 +60,12 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   m.hidden = static_cast<uint64_t>(std::max(1.0, ram_mbs) * double(mb_tokens * h.n_embd) * 4);
   // Logits per micro-batch plus the step's concatenation; the head's selected hidden rows.
   m.logits = static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
-  // Thread stacks, allocator bookkeeping, per-thread kernel tiles and quantized activations.
-  m.slack = (48ull << 20) + static_cast<uint64_t>(mb_tokens * h.n_embd) * 2 +
-            static_cast<uint64_t>(16 * std::max(h.n_embd, h.n_ff)) * 4 * 4;
+  // Thread stacks and allocator bookkeeping; per thread, the widened f32 row block the prefill
+  // GEMM multiplies (64 rows, see ops/cpu/matmul_cpu.cc) and OpenBLAS's packing buffers; the
+  // activations quantized to Q8 for the fused integer dot products.
+  const uint64_t threads = static_cast<uint64_t>(ThreadPool::default_threads());
+  const uint64_t widest = static_cast<uint64_t>(std::max(h.n_embd, h.n_ff));
+  m.slack = (48ull << 20) + threads * (64 * widest * 4 + (8ull << 20)) + static_cast<uint64_t>(mb_tokens * widest) * 2;
   return m;
 }
 

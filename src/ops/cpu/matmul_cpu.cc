@@ -3,13 +3,14 @@
 //    stored type, with each token's activations (quantized types: activations quantized once to
 //    the type's Q8 format, integer dot products, never an f32 copy of the weights). Threads split
 //    the rows; memory-bound, the weight bytes cross the bus once.
-//  - prefill (many tokens), float weights: threads take blocks of rows, widen them to f32 once
-//    into a thread-local tile, and run the register-blocked f32 GEMM kernel over all tokens.
-//  - prefill, quantized weights: the multi-token fused dot (each weight block unpacked once for
-//    four tokens).
+//  - prefill (many tokens): threads take blocks of rows, widen them to f32 once into a
+//    thread-local tile (dequantizing quantized types), and multiply them with every token using
+//    OpenBLAS sgemm. Small batches of quantized weights use the multi-token fused integer dot.
 //  G4 (FlexGen 4-bit, groups of 64 rows) has its own fused kernel over row groups.
 #include <algorithm>
 #include <vector>
+
+#include <cblas.h>
 
 #include "core/error.h"
 #include "ops/cpu/float_kernels.h"
@@ -20,8 +21,9 @@
 namespace strata::cpu {
 namespace {
 
-constexpr int64_t kGemmMinTokens = 4;  // from here on, widening a row tile once pays off
-constexpr int64_t kRowBlock = 16;
+constexpr int64_t kGemmMinTokens = 4;        // float weights: widening a row block once pays off
+constexpr int64_t kQuantGemmMinTokens = 16;  // quantized weights: see matmul()
+constexpr int64_t kGemmRowBlock = 64;  // rows widened per sgemm call
 
 void widen_rows(const Tensor& w, int64_t r0, int64_t nr, float* dst) {
   const FloatKernels& fk = float_kernels();
@@ -74,15 +76,17 @@ void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_t
   });
 }
 
+// Prefill: row blocks of the weight are widened to f32 (once per block, shared by every token)
+// and multiplied with OpenBLAS's sgemm, one call per block on strata's own threads. OpenBLAS
+// measured 1.3-1.5x faster than the hand-written 3x4 kernel here (docs/design.md).
 void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
-  const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols();
-  const int64_t n_blocks = (n_out + kRowBlock - 1) / kRowBlock;
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, kRowBlock * k * n_tok));
+  const int64_t n_blocks = (n_out + kGemmRowBlock - 1) / kGemmRowBlock;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, kGemmRowBlock * k * n_tok));
   pool.parallel_for(n_blocks, grain, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> tile;
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r0 = b * kRowBlock, nr = std::min(kRowBlock, n_out - r0);
+      const int64_t r0 = b * kGemmRowBlock, nr = std::min(kGemmRowBlock, n_out - r0);
       const float* wf;
       if (w.dtype == DType::F32) {
         wf = static_cast<const float*>(w.data) + r0 * k;
@@ -91,7 +95,9 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
         widen_rows(w, r0, nr, tile.data());
         wf = tile.data();
       }
-      fk.gemm_nt(n_tok, nr, k, x, k, wf, k, y + r0, n_out);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok), static_cast<int>(nr),
+                  static_cast<int>(k), 1.0f, x, static_cast<int>(k), wf, static_cast<int>(k), 0.0f, y + r0,
+                  static_cast<int>(n_out));
       if (bias)
         for (int64_t t = 0; t < n_tok; ++t)
           for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] += bias[r0 + r];
@@ -151,6 +157,9 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
   }
   const QuantKernels* q = quant_kernels(w.dtype);
   if (!q || !q->vec_dot) fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+  // Many tokens (prefill, large batches) are compute-bound: dequantizing a row block once and
+  // using sgemm beats the integer dot products there; decoding stays on the fused integer path.
+  if (n_tok >= kQuantGemmMinTokens) return float_gemm(pool, w, x, n_tok, y, bias);
   quant_matmul(pool, w, *q, x, n_tok, y, bias);
 }
 
