@@ -308,5 +308,26 @@ TEST(G4Matmul, MatchesDequantizedReference) {
   }
 }
 
+// The prefill path calls sgemm from every pool thread at once. Debian's serial OpenBLAS
+// corrupts results when called concurrently (it has no locking); this is the regression test.
+TEST(Matmul, ConcurrentGemmMatchesRowDots) {
+  ThreadPool pool(2);
+  const int64_t n_out = 256, n_in = 96;
+  auto wf = randn(size_t(n_out * n_in), 41, 0.5f);
+  Tensor w{DType::F32, {n_out, n_in}, wf.data()};
+  for (int rep = 0; rep < 200; ++rep)
+    for (int64_t n_tok : {4, 5, 37}) {
+      auto x = randn(size_t(n_tok * n_in), 42 + rep);
+      std::vector<float> y(static_cast<size_t>(n_tok * n_out)), y1(static_cast<size_t>(n_out));
+      matmul(pool, w, x.data(), n_tok, y.data());
+      for (int64_t t = 0; t < n_tok; ++t) {
+        matmul(pool, w, x.data() + t * n_in, 1, y1.data());
+        for (int64_t r = 0; r < n_out; ++r)
+          ASSERT_NEAR(y[size_t(t * n_out + r)], y1[size_t(r)], 1e-4 * (1 + std::fabs(y1[size_t(r)])))
+              << "rep " << rep << " tokens " << n_tok << " row " << r;
+      }
+    }
+}
+
 }  // namespace
 }  // namespace strata

@@ -32,14 +32,29 @@ void ModelOptions::add(CLI::App* cmd, bool placement) {
                   "the rest is on disk")
       ->expected(6)
       ->group(grp);
-  cmd->add_option("--gpu-batch-size", gpu_batch_size, "Sequences per micro-batch")->check(CLI::Range(1, 4096))->group(grp);
-  cmd->add_option("--num-gpu-batches", num_gpu_batches, "Micro-batches per block (zig-zag schedule)")
-      ->check(CLI::Range(1, 4096))
-      ->group(grp);
+  gbs_opt = cmd->add_option("--gpu-batch-size", gpu_batch_size, "Sequences per micro-batch")
+                ->check(CLI::Range(1, 4096))
+                ->group(grp);
+  ngb_opt = cmd->add_option("--num-gpu-batches", num_gpu_batches, "Micro-batches per block (zig-zag schedule)")
+                ->check(CLI::Range(1, 4096))
+                ->group(grp);
   cmd->add_flag("--compress-weight", compress_weight, "Group-wise 4-bit weights (FlexGen's compression)")->group(grp);
   cmd->add_flag("--compress-cache", compress_cache, "Group-wise 4-bit KV cache")->group(grp);
   cmd->add_option("--staging-depth", staging_depth, "Weight staging slots (2 = double buffering)")
       ->check(CLI::Range(2, 16))
+      ->group(grp);
+  // [policy-search]
+  cmd->add_option("--policy", policy_mode,
+                  "auto: with --max-ram, search the placement with the machine's measured speeds (strata plan "
+                  "shows it); manual: keep the most weights in RAM. An explicit --percent always wins")
+      ->check(CLI::IsMember({"auto", "manual"}))
+      ->group(grp);
+  cmd->add_option("--objective", objective, "What --policy auto optimises: throughput or latency")
+      ->check(CLI::IsMember({"throughput", "latency"}))
+      ->group(grp);
+  cmd->add_option("--max-vram", max_vram, "GPU memory budget, e.g. 16G (planning; needs a GPU build to run)")->group(grp);
+  cmd->add_option("--max-block", max_block, "Largest block (gpu-batch-size x num-gpu-batches) the search tries")
+      ->check(CLI::Range(1, 4096))
       ->group(grp);
 }
 
@@ -61,6 +76,11 @@ RuntimeOptions ModelOptions::runtime(int64_t prompt_len, int64_t gen_len) const 
   r.prompt_len = prompt_len;
   r.gen_len = gen_len;
   r.progress = !quiet;
+  // [policy-search]
+  r.auto_policy = policy_mode == "auto";
+  r.objective = parse_objective(objective);
+  if (!max_vram.empty()) r.max_vram = parse_bytes(max_vram);
+  r.max_block = max_block;
   // With a budget, the context is what the workload needs unless the user says otherwise.
   if ((r.max_ram > 0 || r.policy) && r.ctx_size == 0 && prompt_len > 0 && gen_len > 0)
     r.ctx_size = prompt_len + gen_len;

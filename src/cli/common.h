@@ -23,6 +23,12 @@ struct ModelOptions {
   int64_t gpu_batch_size = 1, num_gpu_batches = 1;
   bool compress_weight = false, compress_cache = false;
   int staging_depth = 2;
+  // [policy-search] --policy auto|manual, --objective, --max-vram, --max-block.
+  std::string policy_mode = "auto", objective = "throughput", max_vram;
+  int64_t max_block = 256;
+  CLI::Option* gbs_opt = nullptr;  // to tell an explicit --gpu-batch-size from the default
+  CLI::Option* ngb_opt = nullptr;
+  bool batch_given() const { return (gbs_opt && gbs_opt->count() > 0) || (ngb_opt && ngb_opt->count() > 0); }
   void add(CLI::App* cmd, bool placement = true);
   RuntimeOptions runtime(int64_t prompt_len, int64_t gen_len) const;
 };

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "core/log.h"
 
@@ -12,6 +13,15 @@ int main(int argc, char** argv) {
   strata::cli::register_run(app);
   strata::cli::register_info(app);
   strata::cli::register_gen_dummy(app);
+  strata::cli::register_bench(app);
+  strata::cli::register_serve(app);
+  strata::cli::register_chat(app);
+  strata::cli::register_quantize(app);
+  strata::cli::register_perplexity(app);
+  strata::cli::register_validate(app);
+  strata::cli::register_profile(app);  // [policy-search]
+  strata::cli::register_plan(app);     // [policy-search]
+  strata::cli::tune_allocator();
   try {
     strata::init_logging();
     app.parse(argc, argv);

@@ -11,8 +11,11 @@
 #include "core/thread_pool.h"
 #include "engine/engine.h"
 #include "model/model.h"
+#include "policy/cost_model.h"
 #include "policy/memory_model.h"
 #include "policy/policy.h"
+#include "policy/policy_search.h"
+#include "policy/profile.h"
 #include "policy/weight_plan.h"
 #include "schedule/weight_streamer.h"
 #include "tokenizer/tokenizer.h"
@@ -33,6 +36,17 @@ struct RuntimeOptions {
   int64_t prefill_chunk = 512;
   int staging_depth = 2;
   bool progress = true;
+  // [policy-search] --policy auto (the default): with a budget and no explicit policy, the
+  // placement is searched with the machine's hardware profile (policy/policy_search.h);
+  // --policy manual keeps the simple fitter (most weights in RAM).
+  bool auto_policy = true;
+  Objective objective = Objective::Throughput;
+  uint64_t max_vram = 0;               // planning only: this build has no GPU executor
+  bool search_batch = false;           // also choose gpu_batch_size x num_gpu_batches
+  bool search_compression = false;     // also try compression on and off
+  int64_t max_block = 256;             // largest block the search tries
+  std::optional<HardwareProfile> profile;  // injected (tests); otherwise cached or measured once
+  bool predict = false;                // predict the run's cost even for an explicit policy
 };
 
 class Runtime {
@@ -49,6 +63,11 @@ class Runtime {
   const WeightPlan& plan() const { return plan_; }
   const MemoryPrediction& predicted() const { return predicted_; }
   bool offloading() const { return offloading_; }
+  // [policy-search] What the search chose and how the cost model sees the run (when a profile was
+  // used: --policy auto with a budget, or RuntimeOptions::predict).
+  const std::optional<SearchResult>& search() const { return search_; }
+  const std::optional<CostPrediction>& prediction() const { return prediction_; }
+  const Workload& workload() const { return workload_; }
 
  private:
   Runtime() = default;
@@ -61,6 +80,9 @@ class Runtime {
   WeightPlan plan_;
   MemoryPrediction predicted_;
   bool offloading_ = false;
+  std::optional<SearchResult> search_;
+  std::optional<CostPrediction> prediction_;
+  Workload workload_;
 };
 
 }  // namespace strata

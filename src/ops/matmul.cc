@@ -1,6 +1,9 @@
 #include "ops/matmul.h"
 
 #include "core/error.h"
+#if defined(STRATA_HAVE_CUDA) && STRATA_HAVE_CUDA
+#include "ops/cuda/cuda_ops.h"  // CUDA hook: Tier::Device weights
+#endif
 
 namespace strata {
 
@@ -13,7 +16,14 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
   if (n_tok < 0) fail("matmul: negative token count");
   switch (w.tier) {
     case Tier::Host: return cpu::matmul(pool, w, x, n_tok, y, bias);
-    case Tier::Device: fail("matmul: weight is on the GPU but this build has no GPU backend");
+    case Tier::Device:
+#if defined(STRATA_HAVE_CUDA) && STRATA_HAVE_CUDA
+      // CUDA hook: a weight on the GPU means x, y and bias are device pointers too (contract in
+      // ops/cuda/cuda_ops.h); queued on the device's compute stream, asynchronously.
+      return cuda::matmul(w, x, n_tok, y, bias, cuda::compute_stream(w.device));
+#else
+      fail("matmul: weight is on the GPU but this build has no GPU backend");
+#endif
     case Tier::Disk: fail("matmul: weight is on disk; the scheduler must stage it first");
   }
 }

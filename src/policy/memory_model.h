@@ -3,6 +3,7 @@
 // policy. `strata plan` prints it; --max-ram is checked against it up front; tests compare it
 // with the measured peak RSS.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -33,10 +34,13 @@ struct MemoryPrediction {
   uint64_t hidden = 0;            // residual streams of the micro-batches kept in RAM
   uint64_t logits = 0;
   uint64_t slack = 0;             // allocator and thread overhead
+  // [policy-search] Scratch of weight compression while loading: the largest converted tensor's
+  // source bytes and one group of rows. Loading ends before the run's buffers exist, so the peak
+  // is the larger of the two phases.
+  uint64_t convert = 0;
   uint64_t disk_weights = 0, disk_kv = 0;  // on disk (not RAM)
-  uint64_t total() const {
-    return baseline + resident_weights + staging + kv_ram + kv_arena + workspace + hidden + logits + slack;
-  }
+  uint64_t run_buffers() const { return staging + kv_ram + kv_arena + workspace + hidden + logits; }
+  uint64_t total() const { return baseline + resident_weights + slack + std::max(convert, run_buffers()); }
   std::string describe() const;
 };
 

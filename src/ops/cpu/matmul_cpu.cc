@@ -8,6 +8,8 @@
 //    OpenBLAS sgemm. Small batches of quantized weights use the multi-token fused integer dot.
 //  G4 (FlexGen 4-bit, groups of 64 rows) has its own fused kernel over row groups.
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
 #include <vector>
 
 #include <cblas.h>
@@ -20,6 +22,13 @@
 
 namespace strata::cpu {
 namespace {
+
+// OpenBLAS's pthread build starts its worker threads in a static constructor, sized from
+// OPENBLAS_NUM_THREADS. strata never lets OpenBLAS thread (see float_gemm), so ask for one thread
+// before that constructor runs: the library is linked statically, and constructors with a
+// priority run before the default ones in the same image. Without this, idle OpenBLAS threads
+// would exist before main() and could take signals that strata serve blocks on its own threads.
+__attribute__((constructor(101))) void openblas_single_thread() { setenv("OPENBLAS_NUM_THREADS", "1", 1); }
 
 constexpr int64_t kGemmMinTokens = 4;        // float weights: widening a row block once pays off
 constexpr int64_t kQuantGemmMinTokens = 16;  // quantized weights: see matmul()
@@ -80,6 +89,9 @@ void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_t
 // and multiplied with OpenBLAS's sgemm, one call per block on strata's own threads. OpenBLAS
 // measured 1.3-1.5x faster than the hand-written 3x4 kernel here (docs/design.md).
 void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y, const float* bias) {
+  // strata's threads already split the rows; OpenBLAS must not start its own on top.
+  static std::once_flag one_thread;
+  std::call_once(one_thread, [] { openblas_set_num_threads(1); });
   const int64_t n_out = w.rows(), k = w.cols();
   const int64_t n_blocks = (n_out + kGemmRowBlock - 1) / kGemmRowBlock;
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, kGemmRowBlock * k * n_tok));
