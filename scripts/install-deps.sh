@@ -8,7 +8,7 @@ PKGS=(
   clang clang-format libclang-rt-14-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libcli11-dev libfmt-dev libspdlog-dev
-  libpcre2-dev liburing-dev libglpk-dev libopenmpi-dev openmpi-bin libopenblas-pthread-dev
+  libpcre2-dev liburing-dev libglpk-dev libopenblas-pthread-dev
   tmux python3 libedit-dev
 )
 # Node.js is only needed for the server's end-to-end tests (the openai npm client); a machine that

@@ -34,8 +34,9 @@ struct Fixture {
 };
 
 // Runs until idle; returns generated ids per request id and the finish reasons.
-std::map<int64_t, std::vector<int32_t>> drain(Engine& e, std::map<int64_t, FinishReason>* reasons = nullptr,
-                                               std::map<int64_t, std::string>* texts = nullptr) {
+std::map<int64_t, std::vector<int32_t>> drain(Engine& e,
+                                              std::map<int64_t, FinishReason>* reasons = nullptr,
+                                              std::map<int64_t, std::string>* texts = nullptr) {
   std::map<int64_t, std::vector<int32_t>> out;
   while (e.has_work())
     for (const Event& ev : e.step()) {
@@ -80,7 +81,8 @@ TEST(Engine, RequestsJoinARunningBatch) {
     ASSERT_LT(steps, 10000);
   }
   EXPECT_GE(e.stats().last_batch_seqs, 1);
-  for (const auto& [id, i] : which) EXPECT_EQ(out[id], f.golden["prompts"][i]["greedy_ids"].get<std::vector<int32_t>>());
+  for (const auto& [id, i] : which)
+    EXPECT_EQ(out[id], f.golden["prompts"][i]["greedy_ids"].get<std::vector<int32_t>>());
 }
 
 TEST(Engine, PreemptionKeepsOutputsExact) {
@@ -129,7 +131,8 @@ TEST(Engine, CancelFreesTheCache) {
 TEST(Engine, StopStringsAcrossTokensAndLimits) {
   Fixture f;
   Engine e(*f.model, *f.tok, f.pool, {});
-  Request r = f.greedy(f.golden["prompts"][4]);  // "" -> "Once upon a time, there was a little girl named Lily..."
+  Request r = f.greedy(
+      f.golden["prompts"][4]);  // "" -> "Once upon a time, there was a little girl named Lily..."
   r.stop = {"little girl", "zzz"};
   std::map<int64_t, FinishReason> reasons;
   std::map<int64_t, std::string> texts;

@@ -47,7 +47,8 @@ TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
       const float tol = 1e-5f * std::sqrt(float(n)) * 4;
       EXPECT_NEAR(k.dot_f32(n, a.data(), b.data()), ref.dot_f32(n, a.data(), b.data()), tol) << n;
       EXPECT_NEAR(k.dot_f16(n, h.data(), b.data()), ref.dot_f16(n, h.data(), b.data()), tol) << n;
-      EXPECT_NEAR(k.dot_bf16(n, bf.data(), b.data()), ref.dot_bf16(n, bf.data(), b.data()), tol) << n;
+      EXPECT_NEAR(k.dot_bf16(n, bf.data(), b.data()), ref.dot_bf16(n, bf.data(), b.data()), tol)
+          << n;
       std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
       k.f16_to_f32(n, h.data(), x.data());
       ref.f16_to_f32(n, h.data(), y.data());
@@ -58,6 +59,22 @@ TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
       std::vector<uint16_t> h2(static_cast<size_t>(n));
       k.f32_to_f16(n, a.data(), h2.data());
       EXPECT_EQ(h2, h);
+      // Four rows at once (stride n + 3 so the rows are not aligned alike) match one row at a time.
+      const int64_t stride = n + 3;
+      auto w4 = randn(static_cast<size_t>(4 * stride), 5);
+      std::vector<uint16_t> h4(w4.size()), b4(w4.size());
+      for (size_t i = 0; i < w4.size(); ++i) h4[i] = f32_to_fp16(w4[i]), b4[i] = f32_to_bf16(w4[i]);
+      float out[4];
+      if (k.dot4_f16) {
+        k.dot4_f16(n, h4.data(), stride, b.data(), out);
+        for (int r = 0; r < 4; ++r)
+          EXPECT_NEAR(out[r], ref.dot_f16(n, h4.data() + r * stride, b.data()), tol) << n;
+      }
+      if (k.dot4_bf16) {
+        k.dot4_bf16(n, b4.data(), stride, b.data(), out);
+        for (int r = 0; r < 4; ++r)
+          EXPECT_NEAR(out[r], ref.dot_bf16(n, b4.data() + r * stride, b.data()), tol) << n;
+      }
     }
   }
   set_isa_cap(Isa::Avx512);
@@ -91,9 +108,9 @@ TEST(F16, RoundTripAndRounding) {
     if (std::isnan(f)) continue;
     EXPECT_EQ(f32_to_fp16(f), h) << h;
   }
-  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);           // rounds to inf
-  EXPECT_EQ(f32_to_fp16(5.9604645e-08f), 0x0001);     // smallest subnormal
-  EXPECT_EQ(f32_to_fp16(1.0f + 1.0f / 2048), 0x3c00); // tie -> even
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);            // rounds to inf
+  EXPECT_EQ(f32_to_fp16(5.9604645e-08f), 0x0001);      // smallest subnormal
+  EXPECT_EQ(f32_to_fp16(1.0f + 1.0f / 2048), 0x3c00);  // tie -> even
   EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
 }
 
@@ -104,14 +121,17 @@ TEST_P(Matmul, BothPathsMatchDoubleReference) {
   ThreadPool pool(2);
   for (int64_t n_tok : {1, 2, 3, 4, 9}) {
     const int64_t n_out = 37, n_in = 70;
-    auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6), b = randn(size_t(n_out), 7);
+    auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6),
+         b = randn(size_t(n_out), 7);
     std::vector<uint16_t> wh(wf.size());
     Tensor w{dt, {n_out, n_in}, nullptr};
     if (dt == DType::F32) {
       w.data = wf.data();
     } else {
-      for (size_t i = 0; i < wf.size(); ++i) wh[i] = dt == DType::F16 ? f32_to_fp16(wf[i]) : f32_to_bf16(wf[i]);
-      for (size_t i = 0; i < wf.size(); ++i) wf[i] = dt == DType::F16 ? fp16_to_f32(wh[i]) : bf16_to_f32(wh[i]);
+      for (size_t i = 0; i < wf.size(); ++i)
+        wh[i] = dt == DType::F16 ? f32_to_fp16(wf[i]) : f32_to_bf16(wf[i]);
+      for (size_t i = 0; i < wf.size(); ++i)
+        wf[i] = dt == DType::F16 ? fp16_to_f32(wh[i]) : bf16_to_f32(wh[i]);
       w.data = wh.data();
     }
     std::vector<float> y(size_t(n_tok * n_out));
@@ -125,7 +145,8 @@ TEST_P(Matmul, BothPathsMatchDoubleReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(FloatTypes, Matmul, ::testing::Values(DType::F32, DType::F16, DType::BF16));
+INSTANTIATE_TEST_SUITE_P(FloatTypes, Matmul,
+                         ::testing::Values(DType::F32, DType::F16, DType::BF16));
 
 TEST(Rope, BothLayoutsRotatePairsByPositionAngle) {
   const int64_t heads = 2, hd = 8, rd = 6;
@@ -166,13 +187,15 @@ TEST(Norms, RmsAndLayerNorm) {
     double m = 0, v = 0;
     for (int i = 0; i < 10; ++i) m += x[r * 10 + i] / 10.0;
     for (int i = 0; i < 10; ++i) v += (x[r * 10 + i] - m) * (x[r * 10 + i] - m) / 10.0;
-    for (int i = 0; i < 10; ++i) EXPECT_NEAR(y[r * 10 + i], (x[r * 10 + i] - m) / std::sqrt(v + 1e-5) * w[i] + b[i], 1e-5);
+    for (int i = 0; i < 10; ++i)
+      EXPECT_NEAR(y[r * 10 + i], (x[r * 10 + i] - m) / std::sqrt(v + 1e-5) * w[i] + b[i], 1e-5);
   }
 }
 
 // Dense reference attention over K/V laid out [pos][n_kv*hd].
-std::vector<float> dense_attention(const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-                                   int64_t n_q, int64_t pos0, const AttentionParams& p, const float* alibi) {
+std::vector<float> dense_attention(const std::vector<float>& q, const std::vector<float>& k,
+                                   const std::vector<float>& v, int64_t n_q, int64_t pos0,
+                                   const AttentionParams& p, const float* alibi) {
   const int64_t hd = p.head_dim, kvd = p.n_head_kv * hd;
   std::vector<float> out(size_t(n_q * p.n_head * hd));
   for (int64_t t = 0; t < n_q; ++t)
@@ -182,7 +205,8 @@ std::vector<float> dense_attention(const std::vector<float>& q, const std::vecto
       double mx = -1e300;
       for (int64_t j = 0; j < nk; ++j) {
         double d = 0;
-        for (int64_t i = 0; i < hd; ++i) d += double(q[(t * p.n_head + h) * hd + i]) * k[j * kvd + kvh * hd + i];
+        for (int64_t i = 0; i < hd; ++i)
+          d += double(q[(t * p.n_head + h) * hd + i]) * k[j * kvd + kvh * hd + i];
         s[j] = d * p.scale + (alibi ? alibi[h] * j : 0);
         mx = std::max(mx, s[j]);
       }
@@ -209,13 +233,15 @@ TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
   for (DType dt : {DType::F32, DType::F16})
     for (const float* alibi : {static_cast<const float*>(nullptr), slopes}) {
       p.alibi_slopes = alibi;
-      auto k = randn(size_t(total * kvd), 12), v = randn(size_t(total * kvd), 13), q = randn(size_t(n_q * 32), 14);
+      auto k = randn(size_t(total * kvd), 12), v = randn(size_t(total * kvd), 13),
+           q = randn(size_t(n_q * 32), 14);
       const int64_t es = dt == DType::F32 ? 4 : 2;
       // Blocks deliberately out of order in memory: the view's table defines the order.
       const int64_t nb = (total + bt - 1) / bt;
       std::vector<std::vector<uint8_t>> kb(static_cast<size_t>(nb)), vb(static_cast<size_t>(nb));
       std::vector<const void*> kp, vp;
-      for (int64_t b = nb - 1; b >= 0; --b) kb[b].resize(size_t(bt * kvd * es)), vb[b].resize(size_t(bt * kvd * es));
+      for (int64_t b = nb - 1; b >= 0; --b)
+        kb[b].resize(size_t(bt * kvd * es)), vb[b].resize(size_t(bt * kvd * es));
       for (int64_t j = 0; j < total; ++j)
         for (int64_t i = 0; i < kvd; ++i) {
           uint8_t* kd = kb[j / bt].data() + ((j % bt) * kvd + i) * es;
@@ -259,9 +285,11 @@ TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
   const int64_t n_out = 37, n_in = 512;
   auto wf = randn(size_t(n_out * n_in), 21, 0.5f);
   std::vector<uint8_t> wq(static_cast<size_t>(n_out * row_bytes(dt, n_in)));
-  for (int64_t r = 0; r < n_out; ++r) q->quantize_row(wf.data() + r * n_in, wq.data() + r * row_bytes(dt, n_in), n_in);
+  for (int64_t r = 0; r < n_out; ++r)
+    q->quantize_row(wf.data() + r * n_in, wq.data() + r * row_bytes(dt, n_in), n_in);
   std::vector<float> deq(wf.size());
-  for (int64_t r = 0; r < n_out; ++r) q->dequantize_row(wq.data() + r * row_bytes(dt, n_in), deq.data() + r * n_in, n_in);
+  for (int64_t r = 0; r < n_out; ++r)
+    q->dequantize_row(wq.data() + r * row_bytes(dt, n_in), deq.data() + r * n_in, n_in);
   Tensor w{dt, {n_out, n_in}, wq.data()};
   for (int64_t n_tok : {1, 3, 5, 20}) {
     auto x = randn(size_t(n_tok * n_in), 22), b = randn(size_t(n_out), 23);
@@ -274,14 +302,16 @@ TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
           s += double(deq[r * n_in + i]) * x[t * n_in + i];
           mag += std::fabs(double(deq[r * n_in + i]) * x[t * n_in + i]);
         }
-        EXPECT_NEAR(y[t * n_out + r], s, 0.02 * mag + 1e-4) << dtype_name(dt) << " tokens " << n_tok << " row " << r;
+        EXPECT_NEAR(y[t * n_out + r], s, 0.02 * mag + 1e-4)
+            << dtype_name(dt) << " tokens " << n_tok << " row " << r;
       }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantMatmul,
-                         ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K,
-                                           DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K),
+                         ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                           DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K,
+                                           DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 TEST(G4Matmul, MatchesDequantizedReference) {
@@ -323,7 +353,8 @@ TEST(Matmul, ConcurrentGemmMatchesRowDots) {
       for (int64_t t = 0; t < n_tok; ++t) {
         matmul(pool, w, x.data() + t * n_in, 1, y1.data());
         for (int64_t r = 0; r < n_out; ++r)
-          ASSERT_NEAR(y[size_t(t * n_out + r)], y1[size_t(r)], 1e-4 * (1 + std::fabs(y1[size_t(r)])))
+          ASSERT_NEAR(y[size_t(t * n_out + r)], y1[size_t(r)],
+                      1e-4 * (1 + std::fabs(y1[size_t(r)])))
               << "rep " << rep << " tokens " << n_tok << " row " << r;
       }
     }

@@ -250,9 +250,16 @@ TEST_F(Server, HealthModelsAndMetrics) {
   post(s(), "/v1/completions",
        json{{"prompt", "Once"}, {"max_tokens", 5}, {"temperature", 0}, {"ignore_eos", true}});
   EXPECT_EQ(metric(s(), "strata_generated_tokens_total"), gen0 + 5);
-  EXPECT_NE(get(s(), "/metrics")
-                .raw.find("strata_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"),
-            std::string::npos);
+  // Requests are counted by the access log, which cpp-httplib calls after the reply is written:
+  // give it a moment.
+  bool counted = false;
+  for (int i = 0; i < 200 && !counted; ++i) {
+    counted = get(s(), "/metrics")
+                  .raw.find("strata_requests_total{endpoint=\"/v1/completions\",status=\"200\"}") !=
+              std::string::npos;
+    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(counted);
 }
 
 TEST_F(Server, ErrorsHaveOpenAiShapeAndStatus) {

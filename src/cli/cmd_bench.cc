@@ -72,7 +72,9 @@ void bench_pp_tg(const BenchOptions& o) {
     const int64_t max_p = *std::max_element(o.n_prompt.begin(), o.n_prompt.end());
     RuntimeOptions ro = mo.runtime(max_p, *std::max_element(o.n_gen.begin(), o.n_gen.end()));
     ro.prefill_chunk = std::max<int64_t>(ro.prefill_chunk, max_p);
-    if (ro.ctx_size == 0) ro.ctx_size = std::max<int64_t>(max_p, 1 + *std::max_element(o.n_gen.begin(), o.n_gen.end())) + 8;
+    if (ro.ctx_size == 0)
+      ro.ctx_size =
+          std::max<int64_t>(max_p, 1 + *std::max_element(o.n_gen.begin(), o.n_gen.end())) + 8;
     auto rt = Runtime::open(ro);
     if (rt->engine().options().max_seqs < *std::max_element(o.parallel.begin(), o.parallel.end())) {
       rt.reset();
@@ -83,19 +85,26 @@ void bench_pp_tg(const BenchOptions& o) {
     const double params = double(count_parameters(model.files()));
     const std::string desc = model_desc(model);
     if (o.output == "md" && !header) {
-      if (bw > 0) std::printf("memory read bandwidth: %.1f GB/s; weights read per decode step: %s\n\n", bw / 1e9,
-                              human_bytes(double(step_bytes)).c_str());
-      std::printf("| model | size | params | threads | test | t/s | roofline t/s | of roofline |\n");
+      if (bw > 0)
+        std::printf("memory read bandwidth: %.1f GB/s; weights read per decode step: %s\n\n",
+                    bw / 1e9, human_bytes(double(step_bytes)).c_str());
+      std::printf(
+          "| model | size | params | threads | test | t/s | roofline t/s | of roofline |\n");
       std::printf("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |\n");
       header = true;
     }
-    auto emit = [&](const std::string& test, const std::vector<double>& rates, bool decode, int64_t seqs) {
+    auto emit = [&](const std::string& test, const std::vector<double>& rates, bool decode,
+                    int64_t seqs) {
       const Stat s = stat(rates);
       const double roof = decode && bw > 0 ? bw / double(step_bytes) * double(seqs) : 0;
-      nlohmann::json j = {{"model", desc},        {"size_bytes", model.files().total_tensor_bytes()},
-                          {"params", params},     {"threads", th},
-                          {"test", test},         {"tokens_per_second", rates},
-                          {"mean", s.mean},       {"stddev", s.sd},
+      nlohmann::json j = {{"model", desc},
+                          {"size_bytes", model.files().total_tensor_bytes()},
+                          {"params", params},
+                          {"threads", th},
+                          {"test", test},
+                          {"tokens_per_second", rates},
+                          {"mean", s.mean},
+                          {"stddev", s.sd},
                           {"bandwidth_gbps", bw / 1e9}};
       if (roof > 0) {
         j["roofline_tokens_per_second"] = roof;
@@ -105,8 +114,9 @@ void bench_pp_tg(const BenchOptions& o) {
       results.push_back(j);
       if (o.output == "md") {
         std::printf("| %s | %s | %.2f M | %d | %s | %.2f ± %.2f | %s | %s |\n", desc.c_str(),
-                    human_bytes(double(model.files().total_tensor_bytes())).c_str(), params / 1e6, th, test.c_str(),
-                    s.mean, s.sd, roof > 0 ? fmt::format("{:.2f}", roof).c_str() : "",
+                    human_bytes(double(model.files().total_tensor_bytes())).c_str(), params / 1e6,
+                    th, test.c_str(), s.mean, s.sd,
+                    roof > 0 ? fmt::format("{:.2f}", roof).c_str() : "",
                     roof > 0 ? fmt::format("{:.0f}%", 100 * s.mean / roof).c_str() : "");
         std::fflush(stdout);
       }
@@ -138,7 +148,8 @@ void bench_pp_tg(const BenchOptions& o) {
         std::vector<double> rates;
         Progress prog(fmt::format("tg{} x{} t{}", n, par, th), o.reps, "runs");
         for (int r = 0; r < o.reps; ++r) {
-          rates.push_back(double(n * par) / time_generation(*rt, n, par, 11 + static_cast<uint64_t>(r)));
+          rates.push_back(double(n * par) /
+                          time_generation(*rt, n, par, 11 + static_cast<uint64_t>(r)));
           prog.update(r + 1);
         }
         prog.finish();
@@ -155,7 +166,8 @@ void bench_block(const BenchOptions& o) {
   if (o.validate_plan) {
     // [policy-search] Run what `strata plan` picks for the same budget and workload: the search
     // chooses the batch shape and compression too unless they are given.
-    if (ro.max_ram == 0 && !ro.policy) fail("--validate-plan needs --max-ram (the plan's budget) or --percent");
+    if (ro.max_ram == 0 && !ro.policy)
+      fail("--validate-plan needs --max-ram (the plan's budget) or --percent");
     ro.predict = true;
     ro.search_batch = !o.m.batch_given();
     ro.search_compression = !ro.compress_weight && !ro.compress_cache && !o.no_compress;
@@ -187,10 +199,12 @@ void bench_block(const BenchOptions& o) {
   j["decode_step_io_wait_seconds"] = d.io_wait_s;
   j["decode_step_bytes_read"] = d.bytes_read;
   if (o.overlap && ws) {
-    // The same decode steps with only one of the two links at work.
+    // The same decode steps with only one of the two links at work: 4 steps after a prompt of at
+    // most 8 tokens (a decode step's cost is the weights and the batch, not the few KV rows the
+    // shorter prompt saves; the full prefill would dominate these runs on a small CPU).
     auto alone = [&](StreamMode mode) {
       ws->set_mode(mode);
-      BlockResult a = run_block(*rt, seqs, p, std::min<int64_t>(g, 4), false);
+      BlockResult a = run_block(*rt, seqs, std::min<int64_t>(p, 8), std::min<int64_t>(g, 4), false);
       ws->set_mode(StreamMode::Normal);
       return a.mean_decode_step().total_s;
     };
@@ -202,38 +216,40 @@ void bench_block(const BenchOptions& o) {
   const CostPrediction* pred = o.validate_plan && rt->prediction() ? &*rt->prediction() : nullptr;
   if (pred) {
     auto err = [](double p, double m) { return p > 0 ? (m - p) / p : 0.0; };
-    j["validation"] = {
-        {"policy", rt->policy().describe()},
-        {"predicted_throughput_tokens_per_second", pred->throughput_tps},
-        {"measured_throughput_tokens_per_second", r.throughput()},
-        {"throughput_error", err(pred->throughput_tps, r.throughput())},
-        {"predicted_decode_step_seconds", pred->decode_step_s},
-        {"measured_decode_step_seconds", d.total_s},
-        {"decode_step_error", err(pred->decode_step_s, d.total_s)},
-        {"predicted_prefill_seconds", pred->prefill_s},
-        {"measured_prefill_seconds", r.prefill_s},
-        {"predicted_total_seconds", pred->total_s},
-        {"measured_total_seconds", r.total_s},
-        {"predicted_peak_rss_bytes", pred->ram_peak},
-        {"measured_peak_rss_bytes", peak_rss_bytes()},
-        {"peak_rss_error", err(double(pred->ram_peak), double(peak_rss_bytes()))},
-        {"max_ram_bytes", ro.max_ram},
-        {"predicted_decode_compute_seconds", pred->decode.compute_s},
-        {"predicted_decode_disk_read_seconds", pred->decode.weight_read_s},
-        {"predicted_decode_kv_io_seconds", pred->decode.kv_io_s},
-        {"measured_decode_io_wait_seconds", d.io_wait_s}};
+    j["validation"] = {{"policy", rt->policy().describe()},
+                       {"predicted_throughput_tokens_per_second", pred->throughput_tps},
+                       {"measured_throughput_tokens_per_second", r.throughput()},
+                       {"throughput_error", err(pred->throughput_tps, r.throughput())},
+                       {"predicted_decode_step_seconds", pred->decode_step_s},
+                       {"measured_decode_step_seconds", d.total_s},
+                       {"decode_step_error", err(pred->decode_step_s, d.total_s)},
+                       {"predicted_prefill_seconds", pred->prefill_s},
+                       {"measured_prefill_seconds", r.prefill_s},
+                       {"predicted_total_seconds", pred->total_s},
+                       {"measured_total_seconds", r.total_s},
+                       {"predicted_peak_rss_bytes", pred->ram_peak},
+                       {"measured_peak_rss_bytes", peak_rss_bytes()},
+                       {"peak_rss_error", err(double(pred->ram_peak), double(peak_rss_bytes()))},
+                       {"max_ram_bytes", ro.max_ram},
+                       {"predicted_decode_compute_seconds", pred->decode.compute_s},
+                       {"predicted_decode_disk_read_seconds", pred->decode.weight_read_s},
+                       {"predicted_decode_kv_io_seconds", pred->decode.kv_io_s},
+                       {"measured_decode_io_wait_seconds", d.io_wait_s}};
   }
   if (o.output == "json") {
     std::printf("%s\n", j.dump(2).c_str());
     return;
   }
-  std::printf("| seqs | prompt | gen | total s | throughput t/s | decode t/s | disk GB/s | peak RSS | step s | I/O wait s |%s\n",
-              o.overlap ? " I/O alone s | compute alone s |" : "");
-  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n", o.overlap ? " ---: | ---: |" : "");
-  std::printf("| %ld | %ld | %ld | %.1f | %.3f | %.3f | %.2f | %s | %.2f | %.2f |", static_cast<long>(seqs),
-              static_cast<long>(p), static_cast<long>(g), r.total_s, r.throughput(), r.decode_throughput(),
-              double(r.disk_bytes) / 1e9 / r.total_s, human_bytes(double(peak_rss_bytes())).c_str(), d.total_s,
-              d.io_wait_s);
+  std::printf(
+      "| seqs | prompt | gen | total s | throughput t/s | decode t/s | disk GB/s | peak RSS | step "
+      "s | I/O wait s |%s\n",
+      o.overlap ? " I/O alone s | compute alone s |" : "");
+  std::printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |%s\n",
+              o.overlap ? " ---: | ---: |" : "");
+  std::printf("| %ld | %ld | %ld | %.1f | %.3f | %.3f | %.2f | %s | %.2f | %.2f |",
+              static_cast<long>(seqs), static_cast<long>(p), static_cast<long>(g), r.total_s,
+              r.throughput(), r.decode_throughput(), double(r.disk_bytes) / 1e9 / r.total_s,
+              human_bytes(double(peak_rss_bytes())).c_str(), d.total_s, d.io_wait_s);
   if (o.overlap && j.contains("decode_step_io_alone_seconds"))
     std::printf(" %.2f | %.2f |", j["decode_step_io_alone_seconds"].get<double>(),
                 j["decode_step_compute_alone_seconds"].get<double>());
@@ -241,19 +257,22 @@ void bench_block(const BenchOptions& o) {
   if (pred) {
     // [policy-search]
     const uint64_t rss = peak_rss_bytes();
-    auto pct = [](double p, double m) { return p > 0 ? fmt::format("{:+.1f}%", 100 * (m - p) / p) : std::string("-"); };
+    auto pct = [](double p, double m) {
+      return p > 0 ? fmt::format("{:+.1f}%", 100 * (m - p) / p) : std::string("-");
+    };
     std::printf("\nplan %s\n| | predicted | measured | error |\n| --- | ---: | ---: | ---: |\n",
                 rt->policy().describe().c_str());
     std::printf("| throughput tok/s | %.3f | %.3f | %s |\n", pred->throughput_tps, r.throughput(),
                 pct(pred->throughput_tps, r.throughput()).c_str());
     std::printf("| decode step s | %.4f | %.4f | %s |\n", pred->decode_step_s, d.total_s,
                 pct(pred->decode_step_s, d.total_s).c_str());
-    std::printf("| prefill s | %.3f | %.3f | %s |\n", pred->prefill_s, r.prefill_s, pct(pred->prefill_s, r.prefill_s).c_str());
+    std::printf("| prefill s | %.3f | %.3f | %s |\n", pred->prefill_s, r.prefill_s,
+                pct(pred->prefill_s, r.prefill_s).c_str());
     std::printf("| peak RSS | %s | %s | %s |\n", human_bytes(double(pred->ram_peak)).c_str(),
                 human_bytes(double(rss)).c_str(), pct(double(pred->ram_peak), double(rss)).c_str());
     if (ro.max_ram > 0)
-      std::printf("budget --max-ram %s: measured peak RSS is %s it\n", human_bytes(double(ro.max_ram)).c_str(),
-                  rss <= ro.max_ram ? "under" : "OVER");
+      std::printf("budget --max-ram %s: measured peak RSS is %s it\n",
+                  human_bytes(double(ro.max_ram)).c_str(), rss <= ro.max_ram ? "under" : "OVER");
   }
 }
 
@@ -261,26 +280,34 @@ void bench_block(const BenchOptions& o) {
 
 void register_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
-  CLI::App* cmd = app.add_subcommand("bench", "Measure prompt processing and generation speed (llama-bench style)");
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Measure prompt processing and generation speed (llama-bench style)");
   o->m.add(cmd);
   cmd->add_option("-p,--n-prompt", o->n_prompt, "Prompt lengths to test (pp)")->delimiter(',');
   cmd->add_option("-n,--n-gen", o->n_gen, "Generation lengths to test (tg)")->delimiter(',');
   cmd->add_option("--parallel", o->parallel, "Sequences generating at once (tg)")->delimiter(',');
   cmd->add_option("--threads-list", o->threads, "Thread counts to test, e.g. 1,2")->delimiter(',');
-  cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")->check(CLI::Range(1, 100));
+  cmd->add_option("-r,--repetitions", o->reps, "Repetitions of each test")
+      ->check(CLI::Range(1, 100));
   cmd->add_option("-o,--output", o->output, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("--no-bandwidth", o->no_bandwidth, "Skip the memory bandwidth measurement");
   cmd->add_flag("--block", o->block,
-                "FlexGen's metric: one block of gpu-batch-size x num-gpu-batches sequences, prompt -p, -n tokens each");
-  cmd->add_flag("--overlap", o->overlap, "With --block: also time decode steps with I/O alone and compute alone");
+                "FlexGen's metric: one block of gpu-batch-size x num-gpu-batches sequences, prompt "
+                "-p, -n tokens each");
+  cmd->add_flag("--overlap", o->overlap,
+                "With --block: also time decode steps with I/O alone and compute alone");
   // [policy-search]
   cmd->add_flag("--validate-plan", o->validate_plan,
-                "With --block and --max-ram: run the policy `strata plan` picks and print predicted vs measured "
+                "With --block and --max-ram: run the policy `strata plan` picks and print "
+                "predicted vs measured "
                 "throughput, decode step time and peak RSS");
-  cmd->add_flag("--no-compress", o->no_compress, "With --validate-plan: do not let the search turn compression on");
+  cmd->add_flag("--no-compress", o->no_compress,
+                "With --validate-plan: do not let the search turn compression on");
   cmd->callback([o] {
-    if (o->block) bench_block(*o);
-    else bench_pp_tg(*o);
+    if (o->block)
+      bench_block(*o);
+    else
+      bench_pp_tg(*o);
   });
 }
 

@@ -18,6 +18,10 @@ void get_row(const Tensor& w, int64_t r, float* out);
 // Whether the CPU backend can multiply with this weight type.
 bool matmul_supports(DType t);
 
+// Prefill on the CPU widens this many weight rows at a time to f32 (one tile per thread) and
+// multiplies them with every token through sgemm; the memory model counts the tile.
+inline constexpr int64_t kPrefillRowBlock = 256;
+
 }  // namespace strata
 
 namespace strata::cpu {

@@ -9,17 +9,21 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "memory/kv_pool.h"
+#include "ops/matmul.h"
 
 namespace strata {
 
 std::string MemoryPrediction::describe() const {
   return fmt::format(
-      "baseline {}, weights in RAM {}, weight staging {}, KV cache {}, KV staging {}, scratch {}, hidden states {}, "
+      "baseline {}, weights in RAM {}, weight staging {}, KV cache {}, KV staging {}, scratch {}, "
+      "hidden states {}, "
       "logits {}, slack {}{} = {}",
-      human_bytes(double(baseline)), human_bytes(double(resident_weights)), human_bytes(double(staging)),
-      human_bytes(double(kv_ram)), human_bytes(double(kv_arena)), human_bytes(double(workspace)),
-      human_bytes(double(hidden)), human_bytes(double(logits)), human_bytes(double(slack)),
-      convert ? fmt::format(", conversion scratch {} (while loading)", human_bytes(double(convert))) : "",
+      human_bytes(double(baseline)), human_bytes(double(resident_weights)),
+      human_bytes(double(staging)), human_bytes(double(kv_ram)), human_bytes(double(kv_arena)),
+      human_bytes(double(workspace)), human_bytes(double(hidden)), human_bytes(double(logits)),
+      human_bytes(double(slack)),
+      convert ? fmt::format(", conversion scratch {} (while loading)", human_bytes(double(convert)))
+              : "",
       human_bytes(double(total())));
 }
 
@@ -28,7 +32,8 @@ int64_t kv_ram_layers(const Model& model, const Policy& policy) {
   return static_cast<int64_t>(std::floor(double(model.hp().n_layer) * p.c_cpu / 100.0 + 1e-9));
 }
 
-MemoryPrediction predict_memory(const Model& model, const Policy& policy, const WeightPlan& plan, const Workload& w) {
+MemoryPrediction predict_memory(const Model& model, const Policy& policy, const WeightPlan& plan,
+                                const Workload& w) {
   const Policy p = policy.for_cpu_only();
   const HParams& h = model.hp();
   const ArchSpec& a = model.arch();
@@ -37,7 +42,8 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   auto page = [](uint64_t n) { return (n + 4095) / 4096 * 4096; };
   for (const auto& t : plan.tensors)
     if (t.tier == Tier::Host && t.shape.size() == 2) m.resident_weights += page(t.bytes);
-  if (plan.streamed_bytes_per_pass() > 0) m.staging = static_cast<uint64_t>(w.staging_depth) * plan.max_unit_disk_bytes();
+  if (plan.streamed_bytes_per_pass() > 0)
+    m.staging = static_cast<uint64_t>(w.staging_depth) * plan.max_unit_disk_bytes();
   m.disk_weights = plan.disk_bytes();
 
   const int64_t seqs = p.block_size();
@@ -60,30 +66,35 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   const int64_t chunk = std::min(w.prompt_len, w.prefill_chunk);
   const int64_t mb_tokens = p.gpu_batch_size * chunk;
   // [policy-search] Exactly Workspace::reserve: xn, tmp, q, k, v, attn, up (+ gate, + fused qkv).
-  int64_t per_tok = h.n_embd + std::max(h.n_embd, h.n_embd_io) + 2 * h.q_dim() + 2 * h.kv_dim() + h.n_ff;
+  int64_t per_tok =
+      h.n_embd + std::max(h.n_embd, h.n_embd_io) + 2 * h.q_dim() + 2 * h.kv_dim() + h.n_ff;
   if (a.gated_ffn) per_tok += h.n_ff;
   if (a.qkv == QkvKind::Fused) per_tok += h.q_dim() + 2 * h.kv_dim();
   m.workspace = static_cast<uint64_t>(per_tok * mb_tokens) * 4;
   const double ram_mbs = std::ceil(double(p.num_gpu_batches) * p.a_cpu / 100.0 - 1e-9);
   m.hidden = static_cast<uint64_t>(std::max(1.0, ram_mbs) * double(mb_tokens * h.n_embd) * 4);
   // Logits per micro-batch plus the step's concatenation; the head's selected hidden rows.
-  m.logits = static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
+  m.logits =
+      static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
   // Thread stacks and allocator bookkeeping; per thread, the widened f32 row block the prefill
-  // GEMM multiplies (64 rows, see ops/cpu/matmul_cpu.cc) and OpenBLAS's packing buffers; the
+  // GEMM multiplies (kPrefillRowBlock rows, ops/matmul.h) and OpenBLAS's packing buffers; the
   // activations quantized to Q8 for the fused integer dot products.
   const uint64_t threads = static_cast<uint64_t>(ThreadPool::default_threads());
   const uint64_t widest = static_cast<uint64_t>(std::max(h.n_embd, h.n_ff));
   // [policy-search] The fixed part was 48 MiB; 8 MiB plus the per-thread terms covers what bench
   // --validate-plan measured over the buffers above (4-13 MiB, llama-100m f16, with and without
   // streaming, 1 to 64 sequences) and keeps the prediction within a few percent.
-  m.slack = (8ull << 20) + threads * (64 * widest * 4 + (8ull << 20)) + static_cast<uint64_t>(mb_tokens * widest) * 2;
+  m.slack = (8ull << 20) +
+            threads * (static_cast<uint64_t>(kPrefillRowBlock) * widest * 4 + (8ull << 20)) +
+            static_cast<uint64_t>(mb_tokens * widest) * 2;
   // [policy-search] Compression while loading (schedule/offload_file.cc produce_tensor): the
   // source tensor and 64 rows widened to f32, plus the converted copy for the offload file.
   for (const auto& t : plan.tensors) {
     if (!t.converted || t.shape.size() != 2) continue;
     const Tensor& src = model.store().get(t.name);
     if (src.dtype == t.dtype) continue;  // a layout fix reads straight into place
-    uint64_t c = page(static_cast<uint64_t>(src.nbytes())) + static_cast<uint64_t>(64 * t.shape[1]) * 4;
+    uint64_t c =
+        page(static_cast<uint64_t>(src.nbytes())) + static_cast<uint64_t>(64 * t.shape[1]) * 4;
     if (t.tier == Tier::Disk) c += page(t.bytes);
     m.convert = std::max(m.convert, c);
   }
@@ -122,8 +133,10 @@ Policy fit_policy(const Model& model, Policy base, uint64_t max_ram, const Workl
     p.a_cpu = a;
     if (fits(p, &m)) return p;
   }
-  fail("the budget --max-ram {} is too small for this model and batch even with everything on disk: {}",
-       human_bytes(double(max_ram)), m.describe());
+  fail(
+      "the budget --max-ram {} is too small for this model and batch even with everything on disk: "
+      "{}",
+      human_bytes(double(max_ram)), m.describe());
 }
 
 }  // namespace strata

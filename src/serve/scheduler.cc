@@ -218,9 +218,11 @@ void Scheduler::add_job(Job& job) {
 }
 
 void Scheduler::dispatch(std::vector<Event>& events) {
+  // Count the tokens before any reply can go out, so /metrics never lags a finished response.
   int64_t generated = 0;
+  for (const Event& ev : events) generated += static_cast<int64_t>(ev.tokens.size());
+  metrics_.add_generated_tokens(generated);
   for (Event& ev : events) {
-    generated += static_cast<int64_t>(ev.tokens.size());
     auto it = live_.find(ev.id);
     if (it == live_.end()) continue;
     Live live = it->second;
@@ -234,7 +236,6 @@ void Scheduler::dispatch(std::vector<Event>& events) {
     }
     live.ch->push(Update{live.choice, std::move(ev), {}});
   }
-  metrics_.add_generated_tokens(generated);
 }
 
 void Scheduler::fail_all(const std::string& why) {

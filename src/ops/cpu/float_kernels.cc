@@ -4,12 +4,17 @@ namespace strata::cpu {
 
 const FloatKernels& float_kernels_for(Isa isa) {
   switch (isa) {
-    case Isa::Avx512: return float_kernels_avx512();
-    case Isa::Avx2: return float_kernels_avx2();
-    default: return float_kernels_scalar();
+    case Isa::Avx512:
+      return float_kernels_avx512();
+    case Isa::Avx2:
+      return float_kernels_avx2();
+    default:
+      return float_kernels_scalar();
   }
 }
 
-const FloatKernels& float_kernels() { return float_kernels_for(best_isa()); }
+const FloatKernels& float_kernels() {
+  return float_kernels_for(best_isa());
+}
 
 }  // namespace strata::cpu

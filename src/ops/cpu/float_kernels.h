@@ -21,6 +21,10 @@ struct FloatKernels {
                   int64_t ldb, float* c, int64_t ldc);
   // y[i] += a * x[i]
   void (*axpy)(int64_t n, float a, const float* x, float* y);
+  // Four consecutive half-precision rows (row r starts at w + r * stride) dotted with one x:
+  // decode reads x once for four weight streams. nullptr: use dot_f16 / dot_bf16 per row.
+  void (*dot4_f16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
+  void (*dot4_bf16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
 };
 
 const FloatKernels& float_kernels_for(Isa isa);

@@ -38,7 +38,8 @@ float dot_f32(int64_t n, const float* a, const float* b) {
     s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
     s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
   }
-  for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+  for (; i + 8 <= n; i += 8)
+    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
   if (i < n) {
     const __m256i m = tail_mask(n - i);
     s1 = _mm256_fmadd_ps(_mm256_maskload_ps(a + i, m), _mm256_maskload_ps(b + i, m), s1);
@@ -60,6 +61,42 @@ float dot_half(int64_t n, const uint16_t* w, const float* x) {
   float s = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
   for (; i < n; ++i) s += Cvt(w[i]) * x[i];
   return s;
+}
+
+// Four rows at once: each x vector is loaded once for four weight streams, and eight independent
+// accumulators keep both FMA pipes busy while the rows stream in from memory.
+template <__m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
+void dot4_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out) {
+  const uint16_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+    a0 = _mm256_fmadd_ps(Load(w0 + i), x0, a0);
+    a1 = _mm256_fmadd_ps(Load(w1 + i), x0, a1);
+    a2 = _mm256_fmadd_ps(Load(w2 + i), x0, a2);
+    a3 = _mm256_fmadd_ps(Load(w3 + i), x0, a3);
+    b0 = _mm256_fmadd_ps(Load(w0 + i + 8), x1, b0);
+    b1 = _mm256_fmadd_ps(Load(w1 + i + 8), x1, b1);
+    b2 = _mm256_fmadd_ps(Load(w2 + i + 8), x1, b2);
+    b3 = _mm256_fmadd_ps(Load(w3 + i + 8), x1, b3);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x0 = _mm256_loadu_ps(x + i);
+    a0 = _mm256_fmadd_ps(Load(w0 + i), x0, a0);
+    a1 = _mm256_fmadd_ps(Load(w1 + i), x0, a1);
+    a2 = _mm256_fmadd_ps(Load(w2 + i), x0, a2);
+    a3 = _mm256_fmadd_ps(Load(w3 + i), x0, a3);
+  }
+  float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)),
+                hsum(_mm256_add_ps(a2, b2)), hsum(_mm256_add_ps(a3, b3))};
+  for (; i < n; ++i) {
+    s[0] += Cvt(w0[i]) * x[i];
+    s[1] += Cvt(w1[i]) * x[i];
+    s[2] += Cvt(w2[i]) * x[i];
+    s[3] += Cvt(w3[i]) * x[i];
+  }
+  for (int r = 0; r < 4; ++r) out[r] = s[r];
 }
 
 void cvt_f16_f32(int64_t n, const uint16_t* s, float* d) {
@@ -143,7 +180,9 @@ const FloatKernels& float_kernels_avx2() {
                               cvt_bf16_f32,
                               cvt_f32_f16,
                               gemm_nt,
-                              axpy};
+                              axpy,
+                              dot4_half<load_f16, fp16_to_f32>,
+                              dot4_half<load_bf16, bf16_to_f32>};
   return k;
 }
 

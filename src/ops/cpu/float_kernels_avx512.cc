@@ -9,7 +9,9 @@
 namespace strata::cpu {
 namespace {
 
-inline __mmask16 tail16(int64_t r) { return static_cast<__mmask16>((1u << r) - 1u); }
+inline __mmask16 tail16(int64_t r) {
+  return static_cast<__mmask16>((1u << r) - 1u);
+}
 
 inline __m512 load_f16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -35,7 +37,8 @@ float dot_f32(int64_t n, const float* a, const float* b) {
     s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
     s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
   }
-  for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+  for (; i + 16 <= n; i += 16)
+    s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
   if (i < n) {
     const __mmask16 m = tail16(n - i);
     s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
@@ -140,7 +143,9 @@ const FloatKernels& float_kernels_avx512() {
                               cvt_bf16_f32,
                               cvt_f32_f16,
                               gemm_nt,
-                              axpy};
+                              axpy,
+                              nullptr,
+                              nullptr};
   return k;
 }
 
