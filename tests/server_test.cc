@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <regex>
@@ -603,6 +604,29 @@ TEST_F(Server, DisconnectBeforeTheAnswerCancelsAndFreesTheCache) {
   EXPECT_TRUE(kv_drains(s())) << get(s(), "/metrics").raw;
   EXPECT_NE(get(s(), "/metrics").raw.find("endpoint=\"/v1/completions\",status=\"499\""),
             std::string::npos);
+}
+
+// A model served under a placement: half the weights stream from disk every step (as a model
+// larger than RAM would), the KV cache is in RAM, and the answers are still `strata run`'s.
+TEST(ServerOptions, ServesWithWeightsStreamedFromDisk) {
+  const std::string dir = temp_dir() + "/serve-offload";
+  std::filesystem::create_directories(dir);
+  ServerProcess srv(
+      {"--parallel", "3", "--percent", "0", "50", "0", "100", "0", "100", "--offload-dir", dir});
+  ASSERT_TRUE(srv.wait_ready()) << srv.log();
+  EXPECT_NE(srv.log().find("3 parallel sequences"), std::string::npos) << srv.log();
+  const json ref = run_reference("-p 'Once upon a time' -n 24 --temp 0");
+  std::vector<std::future<Reply>> replies;
+  for (int i = 0; i < 3; ++i)
+    replies.push_back(std::async(std::launch::async, [&] {
+      return post(srv, "/v1/completions",
+                  json{{"prompt", "Once upon a time"}, {"max_tokens", 24}, {"temperature", 0}});
+    }));
+  for (auto& f : replies) {
+    Reply r = f.get();
+    ASSERT_EQ(r.status, 200) << r.raw;
+    EXPECT_EQ(r.body["choices"][0]["text"], ref["text"]);
+  }
 }
 
 TEST(ServerOptions, ApiKeyAndQueueLimit) {

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -237,15 +238,30 @@ class Chat {
 void chat(const ChatOptions& o) {
   ChatTemplate tmpl =
       o.chat_template.empty() ? ChatTemplate() : ChatTemplate::named(o.chat_template);
-  Loaded l = load_model(o.m);
-  if (o.chat_template.empty()) tmpl = ChatTemplate::detect(l.tokenizer->chat_template());
-  Engine engine(*l.model, *l.tokenizer, *l.pool, engine_options(o.m));
+  // Under a budget (--max-ram, --percent) the model opens like `strata run`'s, weights that do
+  // not fit streaming from disk; the budget is checked for a whole context (2048 unless -c).
+  std::unique_ptr<Runtime> rt;
+  Loaded l;
+  std::unique_ptr<Engine> own;
+  if (!o.m.max_ram.empty() || !o.m.percent.empty()) {
+    const int64_t ctx = o.m.ctx_size > 0 ? o.m.ctx_size : 2048;
+    const int64_t gen = std::min<int64_t>(256, ctx / 4);
+    RuntimeOptions r = o.m.runtime(ctx - gen, gen);
+    r.ctx_size = ctx;
+    rt = Runtime::open(r);
+  } else {
+    l = load_model(o.m);
+    own = std::make_unique<Engine>(*l.model, *l.tokenizer, *l.pool, engine_options(o.m));
+  }
+  Engine& engine = rt ? rt->engine() : *own;
+  const Tokenizer& tok = rt ? rt->tokenizer() : *l.tokenizer;
+  if (o.chat_template.empty()) tmpl = ChatTemplate::detect(tok.chat_template());
   // No SA_RESTART: a blocking read at the prompt returns, so Ctrl-C there abandons the line.
   struct sigaction sa {};
   sa.sa_handler = on_sigint;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
-  Chat(o, engine, *l.tokenizer, tmpl).run();
+  Chat(o, engine, tok, tmpl).run();
 }
 
 }  // namespace
@@ -253,7 +269,7 @@ void chat(const ChatOptions& o) {
 void register_chat(CLI::App& app) {
   auto o = std::make_shared<ChatOptions>();
   CLI::App* cmd = app.add_subcommand("chat", "Chat with a model in the terminal");
-  o->m.add(cmd, false);
+  o->m.add(cmd);
   o->s.add(cmd);
   cmd->add_option("--system", o->system, "System message that starts the conversation");
   cmd->add_option("--chat-template", o->chat_template, "Chat template instead of the model's own")

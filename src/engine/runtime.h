@@ -1,7 +1,8 @@
 // A model ready to generate under a memory policy: loads the model lazily, measures the baseline,
 // decides the placement (explicit --percent, or fitted to --max-ram), checks the predicted peak
 // against the budget before any weight is read, then places the weights (resident or streamed)
-// and builds the engine. The CLI's run/bench/chat and the server all start here.
+// and builds the engine. run, bench, perplexity and plan start here; chat and serve do when a
+// placement is asked for (--max-ram, --percent), otherwise they load the model straight into RAM.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,11 +25,11 @@ namespace strata {
 
 struct RuntimeOptions {
   std::string model;
-  int threads = 0;                 // 0: all cores
+  int threads = 0;  // 0: all cores
   int64_t ctx_size = 0;
   DType kv_dtype = DType::F32;
-  std::optional<Policy> policy;    // explicit placement (--percent); otherwise fitted or all-RAM
-  uint64_t max_ram = 0;            // 0: no budget
+  std::optional<Policy> policy;  // explicit placement (--percent); otherwise fitted or all-RAM
+  uint64_t max_ram = 0;          // 0: no budget
   std::string offload_dir;
   int64_t gpu_batch_size = 1, num_gpu_batches = 1;
   bool compress_weight = false, compress_cache = false;
@@ -41,12 +42,12 @@ struct RuntimeOptions {
   // --policy manual keeps the simple fitter (most weights in RAM).
   bool auto_policy = true;
   Objective objective = Objective::Throughput;
-  uint64_t max_vram = 0;               // planning only: this build has no GPU executor
-  bool search_batch = false;           // also choose gpu_batch_size x num_gpu_batches
-  bool search_compression = false;     // also try compression on and off
-  int64_t max_block = 256;             // largest block the search tries
+  uint64_t max_vram = 0;                   // planning only: this build has no GPU executor
+  bool search_batch = false;               // also choose gpu_batch_size x num_gpu_batches
+  bool search_compression = false;         // also try compression on and off
+  int64_t max_block = 256;                 // largest block the search tries
   std::optional<HardwareProfile> profile;  // injected (tests); otherwise cached or measured once
-  bool predict = false;                // predict the run's cost even for an explicit policy
+  bool predict = false;                    // predict the run's cost even for an explicit policy
 };
 
 class Runtime {

@@ -15,10 +15,14 @@
 namespace strata::serve {
 
 struct Scheduler::Loaded {
+  std::unique_ptr<Runtime> runtime;  // with a placement: owns everything below
   std::unique_ptr<Model> model;
   std::unique_ptr<Tokenizer> tokenizer;
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<Engine> engine;
+  Engine& eng() { return runtime ? runtime->engine() : *engine; }
+  Model& mdl() { return runtime ? runtime->model() : *model; }
+  const Tokenizer& tok() const { return runtime ? runtime->tokenizer() : *tokenizer; }
 };
 
 namespace {
@@ -128,22 +132,28 @@ void Scheduler::run() {
 
 void Scheduler::load() {
   auto l = std::make_unique<Loaded>();
-  LoadOptions lo;
-  lo.progress = opts_.progress;
-  l->model = Model::load(opts_.model_path, lo);
-  l->tokenizer = Tokenizer::from_model_files(l->model->files());
-  l->pool = std::make_unique<ThreadPool>(opts_.threads > 0 ? opts_.threads
-                                                           : ThreadPool::default_threads());
-  EngineOptions eo;
-  eo.ctx_size = opts_.ctx_size;
-  eo.max_seqs = opts_.parallel;
-  eo.kv_dtype = opts_.kv_dtype;
-  l->engine = std::make_unique<Engine>(*l->model, *l->tokenizer, *l->pool, eo);
+  if (opts_.placement) {
+    // A budget or an explicit placement: the same path as `strata run`, checked against the
+    // budget before any weight is read; weights that do not fit stream from disk every step.
+    l->runtime = Runtime::open(*opts_.placement);
+  } else {
+    LoadOptions lo;
+    lo.progress = opts_.progress;
+    l->model = Model::load(opts_.model_path, lo);
+    l->tokenizer = Tokenizer::from_model_files(l->model->files());
+    l->pool = std::make_unique<ThreadPool>(opts_.threads > 0 ? opts_.threads
+                                                             : ThreadPool::default_threads());
+    EngineOptions eo;
+    eo.ctx_size = opts_.ctx_size;
+    eo.max_seqs = opts_.parallel;
+    eo.kv_dtype = opts_.kv_dtype;
+    l->engine = std::make_unique<Engine>(*l->model, *l->tokenizer, *l->pool, eo);
+  }
 
-  const Tokenizer& tok = *l->tokenizer;
+  const Tokenizer& tok = l->tok();
   info_.id = model_id(opts_.model_path);
-  info_.ctx_size = l->engine->ctx_size();
-  info_.n_vocab = static_cast<int32_t>(l->model->hp().n_vocab);
+  info_.ctx_size = l->eng().ctx_size();
+  info_.n_vocab = static_cast<int32_t>(l->mdl().hp().n_vocab);
   info_.tokenizer = &tok;
   info_.chat_template = opts_.chat_template.empty() ? ChatTemplate::detect(tok.chat_template())
                                                     : ChatTemplate::named(opts_.chat_template);
@@ -155,8 +165,8 @@ void Scheduler::load() {
   std::fprintf(stderr,
                "strata serve: model %s loaded (context %lld tokens, %d parallel sequences, chat "
                "template %s)\n",
-               info_.id.c_str(), static_cast<long long>(info_.ctx_size), opts_.parallel,
-               info_.chat_template.name());
+               info_.id.c_str(), static_cast<long long>(info_.ctx_size),
+               static_cast<int>(l->eng().options().max_seqs), info_.chat_template.name());
   loaded_ = std::move(l);
   publish_gauges();
   state_ = State::Ready;  // publishes info_ to the handler threads
@@ -164,7 +174,7 @@ void Scheduler::load() {
 }
 
 void Scheduler::loop() {
-  Engine& engine = *loaded_->engine;
+  Engine& engine = loaded_->eng();
   for (;;) {
     std::vector<Job> jobs;
     std::vector<std::shared_ptr<Channel>> cancels;
@@ -201,7 +211,7 @@ void Scheduler::loop() {
 
 void Scheduler::add_job(Job& job) {
   if (job.ch->cancelled) return;  // the client left before its request reached the engine
-  Engine& engine = *loaded_->engine;
+  Engine& engine = loaded_->eng();
   for (size_t i = 0; i < job.reqs.size(); ++i) {
     try {
       const int64_t id = engine.add(std::move(job.reqs[i]));
@@ -251,7 +261,7 @@ void Scheduler::fail_all(const std::string& why) {
 }
 
 void Scheduler::publish_gauges() {
-  const EngineStats st = loaded_->engine->stats();
+  const EngineStats st = loaded_->eng().stats();
   EngineGauges g;
   g.queued = st.waiting;
   g.running = st.running;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -17,6 +18,7 @@
 #include "core/dtype.h"
 #include "engine/chat_template.h"
 #include "engine/engine.h"
+#include "engine/runtime.h"
 #include "serve/channel.h"
 #include "serve/metrics.h"
 
@@ -30,6 +32,7 @@ struct SchedulerOptions {
   DType kv_dtype = DType::F32;
   std::string chat_template;  // a ChatTemplate name; empty: recognise the model's own
   bool progress = false;
+  std::optional<RuntimeOptions> placement;  // tiered placement (see ServeOptions)
 };
 
 // What handlers read once the model is loaded; immutable from then on.

@@ -6,9 +6,11 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/dtype.h"
+#include "engine/runtime.h"
 
 namespace strata::serve {
 
@@ -25,6 +27,10 @@ struct ServeOptions {
   DType kv_dtype = DType::F32;
   std::string chat_template;  // override: a ChatTemplate name
   bool progress = false;
+  // Tiered placement (--max-ram, --percent, ...): when set, the model is opened through
+  // engine/runtime.h like `strata run`, so a model larger than RAM can be served; its block size
+  // (gpu batch size x number of batches) is the number of sequences decoded together.
+  std::optional<RuntimeOptions> placement;
 };
 
 // Runs until SIGINT/SIGTERM; throws strata::Error if it cannot listen or the model fails to load.
