@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
-#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -243,12 +242,8 @@ void chat(const ChatOptions& o) {
   std::unique_ptr<Runtime> rt;
   Loaded l;
   std::unique_ptr<Engine> own;
-  if (!o.m.max_ram.empty() || !o.m.percent.empty()) {
-    const int64_t ctx = o.m.ctx_size > 0 ? o.m.ctx_size : 2048;
-    const int64_t gen = std::min<int64_t>(256, ctx / 4);
-    RuntimeOptions r = o.m.runtime(ctx - gen, gen);
-    r.ctx_size = ctx;
-    rt = Runtime::open(r);
+  if (o.m.placed()) {
+    rt = Runtime::open(o.m.runtime_for_context());
   } else {
     l = load_model(o.m);
     own = std::make_unique<Engine>(*l.model, *l.tokenizer, *l.pool, engine_options(o.m));

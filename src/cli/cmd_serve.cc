@@ -1,6 +1,4 @@
 // strata serve: the OpenAI-compatible HTTP server (see serve/server.h).
-#include <algorithm>
-
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/progress.h"
@@ -50,13 +48,9 @@ void register_serve(CLI::App& app) {
     s.kv_dtype = engine_options(o->m).kv_dtype;
     s.progress = !o->m.quiet;
     if (o->m.quiet) Progress::set_enabled(false);
-    if (!o->m.max_ram.empty() || !o->m.percent.empty()) {
-      // Served under a budget: the budget is checked for --parallel sequences of the whole
-      // context (2048 tokens unless -c says otherwise), 256 of them generated.
-      const int64_t ctx = o->m.ctx_size > 0 ? o->m.ctx_size : 2048;
-      const int64_t gen = std::min<int64_t>(256, ctx / 4);
-      RuntimeOptions r = o->m.runtime(ctx - gen, gen);
-      r.ctx_size = ctx;
+    if (o->m.placed()) {
+      // Served under a budget: checked for a block of --parallel sequences of the whole context.
+      RuntimeOptions r = o->m.runtime_for_context();
       if (!o->m.batch_given()) r.gpu_batch_size = s.parallel;
       s.placement = r;
     }

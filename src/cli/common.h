@@ -28,9 +28,16 @@ struct ModelOptions {
   int64_t max_block = 256;
   CLI::Option* gbs_opt = nullptr;  // to tell an explicit --gpu-batch-size from the default
   CLI::Option* ngb_opt = nullptr;
-  bool batch_given() const { return (gbs_opt && gbs_opt->count() > 0) || (ngb_opt && ngb_opt->count() > 0); }
+  bool batch_given() const {
+    return (gbs_opt && gbs_opt->count() > 0) || (ngb_opt && ngb_opt->count() > 0);
+  }
   void add(CLI::App* cmd, bool placement = true);
   RuntimeOptions runtime(int64_t prompt_len, int64_t gen_len) const;
+  // Whether a placement was asked for (--max-ram or --percent).
+  bool placed() const { return !max_ram.empty() || !percent.empty(); }
+  // For interactive use (chat, serve): the budget is checked for sequences of the whole context,
+  // -c or 2048 tokens, the last quarter of it (at most 256 tokens) generated.
+  RuntimeOptions runtime_for_context() const;
 };
 
 struct SamplingOptions {
