@@ -102,7 +102,7 @@ class Engine {
 
   Model& model_;
   const Tokenizer& tok_;
-  ThreadPool& pool_;
+  [[maybe_unused]] ThreadPool& pool_;  // the executor runs on it; it must outlive the engine
   EngineOptions opts_;
   std::unique_ptr<KvPool> kv_;
   std::unique_ptr<Executor> exec_;
