@@ -265,6 +265,10 @@ TEST_F(Server, HealthModelsAndMetrics) {
 
 TEST_F(Server, ErrorsHaveOpenAiShapeAndStatus) {
   expect_error(post(s(), "/v1/completions", std::string("{\"prompt\": ")), 400, "", "invalid_json");
+  // A number beyond double's range (json_fuzz found it): 400, not an unhandled exception.
+  expect_error(
+      post(s(), "/v1/completions", std::string("{\"prompt\": \"x\", \"max_tokens\": 1e999999}")),
+      400, "", "invalid_json");
   expect_error(post(s(), "/v1/chat/completions", std::string("[1, 2]")), 400);
   expect_error(post(s(), "/v1/completions", json{{"max_tokens", 4}}), 400, "prompt",
                "missing_required_parameter");

@@ -216,8 +216,8 @@ nlohmann::json parse_json_body(const std::string& body) {
     std::string why = "invalid JSON";
     try {
       json again = json::parse(body);
-      why = "invalid JSON";  // not reached: the first parse failed
-    } catch (const json::parse_error& e) {
+      why = "invalid JSON";               // not reached: the first parse failed
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a huge number
       why = e.what();
     }
     throw ApiError(400, "We could not parse the JSON body of your request: " + why,
