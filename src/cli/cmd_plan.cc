@@ -100,13 +100,7 @@ void plan(const PlanOptions& o) {
   ThreadPool pool(ro.threads > 0 ? ro.threads : ThreadPool::default_threads());
   const HParams& h = model->hp();
 
-  Workload w;
-  w.prompt_len = o.prompt_len;
-  w.gen_len = o.gen_len;
-  w.prefill_chunk = ro.prefill_chunk;
-  w.kv_dtype = ro.kv_dtype;
-  w.staging_depth = ro.staging_depth;
-  w.baseline_rss = current_rss_bytes();
+  Workload w = ro.workload(ro.kv_dtype);  // ro was made for o.prompt_len and o.gen_len
 
   SearchOptions so;
   so.max_ram = ro.max_ram;

@@ -10,6 +10,17 @@ namespace strata {
 
 Runtime::~Runtime() = default;
 
+Workload RuntimeOptions::workload(DType kv) const {
+  Workload w;
+  w.prompt_len = prompt_len;
+  w.gen_len = gen_len;
+  w.prefill_chunk = prefill_chunk;
+  w.kv_dtype = kv;
+  w.staging_depth = staging_depth;
+  w.baseline_rss = current_rss_bytes();
+  return w;
+}
+
 std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   std::unique_ptr<Runtime> rt(new Runtime());
   // Placement is needed as soon as there is a budget, an explicit policy or compression;
@@ -45,13 +56,7 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
     return rt;
   }
 
-  Workload w;
-  w.prompt_len = o.prompt_len;
-  w.gen_len = o.gen_len;
-  w.prefill_chunk = o.prefill_chunk;
-  w.kv_dtype = eo.kv_dtype;
-  w.staging_depth = o.staging_depth;
-  w.baseline_rss = current_rss_bytes();
+  Workload w = o.workload(eo.kv_dtype);
   Policy base;
   base.gpu_batch_size = o.gpu_batch_size;
   base.num_gpu_batches = o.num_gpu_batches;

@@ -48,6 +48,9 @@ struct RuntimeOptions {
   int64_t max_block = 256;                 // largest block the search tries
   std::optional<HardwareProfile> profile;  // injected (tests); otherwise cached or measured once
   bool predict = false;                    // predict the run's cost even for an explicit policy
+  // What the memory and cost models are given for these options (`strata plan` and Runtime::open
+  // must agree): the workload, a cache of kv_dtype, and the process's RSS measured now.
+  Workload workload(DType kv_dtype) const;
 };
 
 class Runtime {
