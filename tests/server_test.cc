@@ -238,29 +238,30 @@ TEST_F(Server, HealthModelsAndMetrics) {
   EXPECT_EQ(m.body["data"][0]["id"], "stories260K");
   EXPECT_EQ(m.body["data"][0]["object"], "model");
   EXPECT_TRUE(m.body["data"][0]["created"].is_number_integer());
+  // Requests are counted by the access log, which cpp-httplib calls after the reply is written:
+  // a count may appear a moment after its reply.
+  auto eventually_counted = [&](const std::string& line) {
+    for (int i = 0; i < 200; ++i) {
+      if (get(s(), "/metrics").raw.find(line) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  };
+  EXPECT_TRUE(eventually_counted("strata_requests_total{endpoint=\"/health\",status=\"200\"}"));
   Reply met = get(s(), "/metrics");
   ASSERT_EQ(met.status, 200);
   for (const char* name :
-       {"strata_requests_total{endpoint=\"/health\",status=\"200\"}", "strata_prompt_tokens_total",
-        "strata_generated_tokens_total", "strata_queue_depth", "strata_running_sequences",
-        "strata_tokens_per_second", "strata_kv_cache_blocks_used", "strata_kv_cache_blocks_total",
-        "# TYPE strata_requests_total counter"})
+       {"strata_prompt_tokens_total", "strata_generated_tokens_total", "strata_queue_depth",
+        "strata_running_sequences", "strata_tokens_per_second", "strata_kv_cache_blocks_used",
+        "strata_kv_cache_blocks_total", "# TYPE strata_requests_total counter"})
     EXPECT_NE(met.raw.find(name), std::string::npos) << name << "\n" << met.raw;
   EXPECT_GT(metric(s(), "strata_kv_cache_blocks_total"), 0);
   const int64_t gen0 = metric(s(), "strata_generated_tokens_total");
   post(s(), "/v1/completions",
        json{{"prompt", "Once"}, {"max_tokens", 5}, {"temperature", 0}, {"ignore_eos", true}});
   EXPECT_EQ(metric(s(), "strata_generated_tokens_total"), gen0 + 5);
-  // Requests are counted by the access log, which cpp-httplib calls after the reply is written:
-  // give it a moment.
-  bool counted = false;
-  for (int i = 0; i < 200 && !counted; ++i) {
-    counted = get(s(), "/metrics")
-                  .raw.find("strata_requests_total{endpoint=\"/v1/completions\",status=\"200\"}") !=
-              std::string::npos;
-    if (!counted) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_TRUE(counted);
+  EXPECT_TRUE(
+      eventually_counted("strata_requests_total{endpoint=\"/v1/completions\",status=\"200\"}"));
 }
 
 TEST_F(Server, ErrorsHaveOpenAiShapeAndStatus) {
