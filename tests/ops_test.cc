@@ -102,6 +102,40 @@ TEST(FloatKernels, GemmMatchesScalar) {
   }
 }
 
+// The few-token kernels on half weights (rows padded: ldw > k) against a double reference.
+TEST(FloatKernels, FewTokenHalfGemmMatchesReference) {
+  for (Isa isa : runnable_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const auto& k = cpu::float_kernels_for(isa);
+    for (const bool bf : {false, true}) {
+      auto gemm = bf ? k.gemm_few_bf16 : k.gemm_few_f16;
+      if (!gemm) continue;
+      for (int64_t m : {1, 2, 3, 5})
+        for (int64_t n : {1, 4, 6, 7, 13})
+          for (int64_t kk : {1, 9, 16, 70, 2100}) {  // 2100: several k chunks, a tail
+            const int64_t ldw = kk + 5, ldx = kk + 2, ldy = n + 1;
+            auto wf = randn(size_t(n * ldw), 3), x = randn(size_t(m * ldx), 4);
+            std::vector<uint16_t> wh(wf.size());
+            for (size_t i = 0; i < wf.size(); ++i) {
+              wh[i] = bf ? f32_to_bf16(wf[i]) : f32_to_fp16(wf[i]);
+              wf[i] = bf ? bf16_to_f32(wh[i]) : fp16_to_f32(wh[i]);
+            }
+            std::vector<float> y(size_t(m * ldy), -7.0f);
+            gemm(m, n, kk, wh.data(), ldw, x.data(), ldx, y.data(), ldy);
+            for (int64_t t = 0; t < m; ++t) {
+              for (int64_t r = 0; r < n; ++r) {
+                double s = 0;
+                for (int64_t i = 0; i < kk; ++i) s += double(wf[r * ldw + i]) * x[t * ldx + i];
+                EXPECT_NEAR(y[t * ldy + r], s, 1e-4)
+                    << (bf ? "bf16 " : "f16 ") << m << "x" << n << "x" << kk;
+              }
+              EXPECT_EQ(y[t * ldy + n], -7.0f) << "wrote past the last row";
+            }
+          }
+    }
+  }
+}
+
 TEST(F16, RoundTripAndRounding) {
   for (uint32_t h = 0; h < 65536; ++h) {
     const float f = fp16_to_f32(static_cast<uint16_t>(h));
@@ -119,7 +153,7 @@ class Matmul : public ::testing::TestWithParam<DType> {};
 TEST_P(Matmul, BothPathsMatchDoubleReference) {
   const DType dt = GetParam();
   ThreadPool pool(2);
-  for (int64_t n_tok : {1, 2, 3, 4, 9}) {
+  for (int64_t n_tok : {1, 2, 3, 4, 9, 31, 40}) {  // decode, few-token and sgemm paths
     const int64_t n_out = 37, n_in = 70;
     auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6),
          b = randn(size_t(n_out), 7);

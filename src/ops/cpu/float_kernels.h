@@ -25,6 +25,14 @@ struct FloatKernels {
   // decode reads x once for four weight streams. nullptr: use dot_f16 / dot_bf16 per row.
   void (*dot4_f16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
   void (*dot4_bf16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
+  // A few tokens times half-precision rows, without widening the weights:
+  // y[t*ldy + r] = sum_i w[r*ldw + i] * x[t*ldx + i] for r < nr, t < nt. Register blocks of four
+  // rows by two tokens; a block of rows stays in cache while every token passes over it, so the
+  // weights cross the memory bus once. nullptr: not available for this ISA.
+  void (*gemm_few_f16)(int64_t nt, int64_t nr, int64_t k, const uint16_t* w, int64_t ldw,
+                       const float* x, int64_t ldx, float* y, int64_t ldy);
+  void (*gemm_few_bf16)(int64_t nt, int64_t nr, int64_t k, const uint16_t* w, int64_t ldw,
+                        const float* x, int64_t ldx, float* y, int64_t ldy);
 };
 
 const FloatKernels& float_kernels_for(Isa isa);

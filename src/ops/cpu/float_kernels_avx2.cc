@@ -2,6 +2,8 @@
 // only called when the CPU has them.
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
 
@@ -99,6 +101,61 @@ void dot4_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, flo
   for (int r = 0; r < 4; ++r) out[r] = s[r];
 }
 
+// R weight rows x T tokens over k elements: R*T accumulators, R converted weight vectors per step,
+// each token's x vector loaded once per step and used for R FMAs. Add: accumulate into y.
+template <int R, int T, __m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
+inline void few_tile(int64_t k, const uint16_t* w, int64_t ldw, const float* x, int64_t ldx,
+                     float* y, int64_t ldy, bool add) {
+  __m256 acc[R][T];
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = Load(w + r * ldw + i);
+    for (int t = 0; t < T; ++t) {
+      const __m256 xv = _mm256_loadu_ps(x + t * ldx + i);
+      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) {
+      float s = hsum(acc[r][t]);
+      for (int64_t j = i; j < k; ++j) s += Cvt(w[r * ldw + j]) * x[t * ldx + j];
+      y[t * ldy + r] = add ? y[t * ldy + r] + s : s;
+    }
+}
+
+template <int R, __m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
+inline void few_rows(int64_t nt, int64_t k, const uint16_t* w, int64_t ldw, const float* x,
+                     int64_t ldx, float* y, int64_t ldy, bool add) {
+  int64_t t = 0;
+  for (; t + 2 <= nt; t += 2)
+    few_tile<R, 2, Load, Cvt>(k, w, ldw, x + t * ldx, ldx, y + t * ldy, ldy, add);
+  if (t < nt) few_tile<R, 1, Load, Cvt>(k, w, ldw, x + t * ldx, ldx, y + t * ldy, ldy, add);
+}
+
+// Rows in blocks of four; within a block, k in chunks small enough that the block's weights stay
+// in L1 while every token passes over them (the tokens' chunk comes from L2).
+template <__m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
+void gemm_few(int64_t nt, int64_t nr, int64_t k, const uint16_t* w, int64_t ldw, const float* x,
+              int64_t ldx, float* y, int64_t ldy) {
+  constexpr int64_t kChunk = 1024;
+  for (int64_t r = 0; r < nr; r += 4) {
+    const int64_t rows = std::min<int64_t>(4, nr - r);
+    for (int64_t c = 0; c < k; c += kChunk) {
+      const int64_t kc = std::min(kChunk, k - c);
+      const uint16_t* wr = w + r * ldw + c;
+      if (rows == 4) {
+        few_rows<4, Load, Cvt>(nt, kc, wr, ldw, x + c, ldx, y + r, ldy, c > 0);
+      } else {
+        for (int64_t i = 0; i < rows; ++i)
+          few_rows<1, Load, Cvt>(nt, kc, wr + i * ldw, ldw, x + c, ldx, y + r + i, ldy, c > 0);
+      }
+    }
+  }
+}
+
 void cvt_f16_f32(int64_t n, const uint16_t* s, float* d) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(d + i, load_f16(s + i));
@@ -182,7 +239,9 @@ const FloatKernels& float_kernels_avx2() {
                               gemm_nt,
                               axpy,
                               dot4_half<load_f16, fp16_to_f32>,
-                              dot4_half<load_bf16, bf16_to_f32>};
+                              dot4_half<load_bf16, bf16_to_f32>,
+                              gemm_few<load_f16, fp16_to_f32>,
+                              gemm_few<load_bf16, bf16_to_f32>};
   return k;
 }
 

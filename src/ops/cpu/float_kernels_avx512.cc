@@ -136,16 +136,11 @@ void axpy(int64_t n, float a, const float* x, float* y) {
 }  // namespace
 
 const FloatKernels& float_kernels_avx512() {
-  static const FloatKernels k{dot_f32,
-                              dot_half<load_f16, load_f16_mask>,
-                              dot_half<load_bf16, load_bf16_mask>,
-                              cvt_f16_f32,
-                              cvt_bf16_f32,
-                              cvt_f32_f16,
-                              gemm_nt,
-                              axpy,
-                              nullptr,
-                              nullptr};
+  static const FloatKernels k{
+      dot_f32, dot_half<load_f16, load_f16_mask>, dot_half<load_bf16, load_bf16_mask>, cvt_f16_f32,
+      cvt_bf16_f32, cvt_f32_f16, gemm_nt, axpy, nullptr, nullptr,
+      // AVX-512 machines have AVX2: the AVX2 few-token kernels serve them.
+      float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16};
   return k;
 }
 

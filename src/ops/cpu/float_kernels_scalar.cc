@@ -51,8 +51,8 @@ void axpy(int64_t n, float a, const float* x, float* y) {
 }  // namespace
 
 const FloatKernels& float_kernels_scalar() {
-  static const FloatKernels k{dot_f32,     dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32,
-                              cvt_f32_f16, gemm_nt, axpy,     nullptr,     nullptr};
+  static const FloatKernels k{dot_f32, dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32, cvt_f32_f16,
+                              gemm_nt, axpy,    nullptr,  nullptr,     nullptr,      nullptr};
   return k;
 }
 
