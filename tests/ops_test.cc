@@ -153,8 +153,18 @@ class Matmul : public ::testing::TestWithParam<DType> {};
 TEST_P(Matmul, BothPathsMatchDoubleReference) {
   const DType dt = GetParam();
   ThreadPool pool(2);
-  for (int64_t n_tok : {1, 2, 3, 4, 9, 31, 40}) {  // decode, few-token and sgemm paths
-    const int64_t n_out = 37, n_in = 70;
+  // Decode, few-token and sgemm paths; 2100 columns: sgemm's k chunks (1024, 1024, 52).
+  for (auto [n_tok, n_in] : {std::pair<int64_t, int64_t>{1, 70},
+                             {2, 70},
+                             {3, 70},
+                             {4, 70},
+                             {9, 70},
+                             {31, 70},
+                             {40, 70},
+                             {100, 70},
+                             {100, 2100},
+                             {5, 2100}}) {
+    const int64_t n_out = 37;
     auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6),
          b = randn(size_t(n_out), 7);
     std::vector<uint16_t> wh(wf.size());
@@ -316,7 +326,8 @@ TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
   const QuantKernels* q = quant_kernels(dt);
   ASSERT_NE(q, nullptr);
   ThreadPool pool(2);
-  const int64_t n_out = 37, n_in = 512;
+  // 2304 columns: the sgemm path widens them in k chunks (1024, 1024, 256).
+  const int64_t n_out = 37, n_in = 2304;
   auto wf = randn(size_t(n_out * n_in), 21, 0.5f);
   std::vector<uint8_t> wq(static_cast<size_t>(n_out * row_bytes(dt, n_in)));
   for (int64_t r = 0; r < n_out; ++r)

@@ -18,9 +18,20 @@ void get_row(const Tensor& w, int64_t r, float* out);
 // Whether the CPU backend can multiply with this weight type.
 bool matmul_supports(DType t);
 
-// Prefill on the CPU widens this many weight rows at a time to f32 (one tile per thread) and
-// multiplies them with every token through sgemm; the memory model counts the tile.
+// Prefill on the CPU widens up to this many weight rows at a time to f32 (one tile per thread),
+// k in chunks of prefill_k_chunk(k) columns, and multiplies them with every token through sgemm;
+// the memory model counts the tile (prefill_tile_bytes).
 inline constexpr int64_t kPrefillRowBlock = 256;
+inline constexpr int64_t kPrefillTileBytes = int64_t(1) << 20;  // L2-sized
+// The whole row when it fits, else chunks of a multiple of 256 columns (a block boundary of every
+// block type) that keep the tile within kPrefillTileBytes.
+inline int64_t prefill_k_chunk(int64_t k) {
+  const int64_t c = kPrefillTileBytes / (kPrefillRowBlock * 4) / 256 * 256;
+  return k <= c ? k : c;
+}
+inline int64_t prefill_tile_bytes(int64_t k) {
+  return kPrefillRowBlock * prefill_k_chunk(k) * 4;
+}
 
 }  // namespace strata
 

@@ -77,7 +77,7 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   m.logits =
       static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
   // Thread stacks and allocator bookkeeping; per thread, the widened f32 row block the prefill
-  // GEMM multiplies (kPrefillRowBlock rows, ops/matmul.h) and OpenBLAS's packing buffers; the
+  // GEMM multiplies (prefill_tile_bytes, ops/matmul.h) and OpenBLAS's packing buffers; the
   // activations quantized to Q8 for the fused integer dot products.
   const uint64_t threads = static_cast<uint64_t>(ThreadPool::default_threads());
   const uint64_t widest = static_cast<uint64_t>(std::max(h.n_embd, h.n_ff));
@@ -85,7 +85,7 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   // --validate-plan measured over the buffers above (4-13 MiB, llama-100m f16, with and without
   // streaming, 1 to 64 sequences) and keeps the prediction within a few percent.
   m.slack = (8ull << 20) +
-            threads * (static_cast<uint64_t>(kPrefillRowBlock) * widest * 4 + (8ull << 20)) +
+            threads * (static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20)) +
             static_cast<uint64_t>(mb_tokens * widest) * 2;
   // [policy-search] Compression while loading (schedule/offload_file.cc produce_tensor): the
   // source tensor and 64 rows widened to f32, plus the converted copy for the offload file.

@@ -69,6 +69,27 @@ void widen_rows(const Tensor& w, int64_t r0, int64_t nr, float* dst) {
   }
 }
 
+// Columns [c, c + nk) of rows [r0, r0 + nr) as f32, nk per row; c and nk are multiples of 256,
+// so a chunk starts and ends on a block boundary of every block type.
+void widen_cols(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float* dst) {
+  const FloatKernels& fk = float_kernels();
+  const uint8_t* base =
+      static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes() + row_bytes(w.dtype, c);
+  const QuantKernels* q = is_float_type(w.dtype) ? nullptr : quant_kernels(w.dtype);
+  for (int64_t i = 0; i < nr; ++i) {
+    const uint8_t* src = base + i * w.row_bytes();
+    float* out = dst + i * nk;
+    if (w.dtype == DType::F16)
+      fk.f16_to_f32(nk, reinterpret_cast<const uint16_t*>(src), out);
+    else if (w.dtype == DType::BF16)
+      fk.bf16_to_f32(nk, reinterpret_cast<const uint16_t*>(src), out);
+    else if (q)
+      q->dequantize_row(src, out, nk);
+    else
+      fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+  }
+}
+
 int64_t rows_grain(int64_t k, int64_t n_tok) {
   // Chunks of at least ~64K multiply-adds: smaller work is not worth waking another thread.
   return std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, k * n_tok));
@@ -138,30 +159,49 @@ bool has_few_kernel(DType t) {
 // Prefill: row blocks of the weight are widened to f32 (once per block, shared by every token)
 // and multiplied with OpenBLAS's sgemm, one call per block on strata's own threads. OpenBLAS
 // measured 1.3-1.5x faster than the hand-written 3x4 kernel here (docs/design.md).
+//
+// Block shape: at most kGemmRowBlock rows, and a number of blocks that is a multiple of the
+// threads (768 rows on 2 threads as 3 blocks of 256 kept one thread idle a third of the time);
+// k in chunks (prefill_k_chunk) so the widened tile stays in L2 (a 256-row tile of a
+// 16384-wide matrix would be 16 MB), the chunks accumulating into y.
 void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
                 const float* bias) {
   // strata's threads already split the rows; OpenBLAS must not start its own on top.
   static std::once_flag one_thread;
   std::call_once(one_thread, [] { openblas_set_num_threads(1); });
-  const int64_t n_out = w.rows(), k = w.cols();
-  const int64_t n_blocks = (n_out + kGemmRowBlock - 1) / kGemmRowBlock;
+  const int64_t n_out = w.rows(), k = w.cols(), threads = pool.size();
+  int64_t n_blocks = (n_out + kGemmRowBlock - 1) / kGemmRowBlock;
+  n_blocks = (n_blocks + threads - 1) / threads * threads;
+  const int64_t rb = std::min(kGemmRowBlock, ((n_out + n_blocks - 1) / n_blocks + 15) / 16 * 16);
+  n_blocks = (n_out + rb - 1) / rb;
+  const int64_t kc = prefill_k_chunk(k);
   const int64_t grain =
-      std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, kGemmRowBlock * k * n_tok));
+      std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, rb * k * n_tok));
   pool.parallel_for(n_blocks, grain, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> tile;
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t r0 = b * kGemmRowBlock, nr = std::min(kGemmRowBlock, n_out - r0);
-      const float* wf;
-      if (w.dtype == DType::F32) {
-        wf = static_cast<const float*>(w.data) + r0 * k;
-      } else {
-        tile.resize(static_cast<size_t>(nr * k));
-        widen_rows(w, r0, nr, tile.data());
-        wf = tile.data();
+      const int64_t r0 = b * rb, nr = std::min(rb, n_out - r0);
+      for (int64_t c = 0; c < k; c += kc) {
+        const int64_t nk = std::min(kc, k - c);
+        const float* wf;
+        int64_t ldw = nk;
+        if (w.dtype == DType::F32) {
+          wf = static_cast<const float*>(w.data) + r0 * k + c;
+          ldw = k;
+        } else if (nk == k) {
+          tile.resize(static_cast<size_t>(nr * k));
+          widen_rows(w, r0, nr, tile.data());
+          wf = tile.data();
+        } else {
+          tile.resize(static_cast<size_t>(nr * nk));
+          widen_cols(w, r0, nr, c, nk, tile.data());
+          wf = tile.data();
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
+                    static_cast<int>(nr), static_cast<int>(nk), 1.0f, x + c, static_cast<int>(k),
+                    wf, static_cast<int>(ldw), c == 0 ? 0.0f : 1.0f, y + r0,
+                    static_cast<int>(n_out));
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
-                  static_cast<int>(nr), static_cast<int>(k), 1.0f, x, static_cast<int>(k), wf,
-                  static_cast<int>(k), 0.0f, y + r0, static_cast<int>(n_out));
       if (bias)
         for (int64_t t = 0; t < n_tok; ++t)
           for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] += bias[r0 + r];
