@@ -163,15 +163,14 @@ void bench_pp_tg(const BenchOptions& o) {
 void bench_block(const BenchOptions& o) {
   const int64_t p = o.n_prompt.front(), g = o.n_gen.front();
   RuntimeOptions ro = o.m.runtime(p, g);
-  if (o.validate_plan) {
-    // [policy-search] Run what `strata plan` picks for the same budget and workload: the search
-    // chooses the batch shape and compression too unless they are given.
-    if (ro.max_ram == 0 && !ro.policy)
-      fail("--validate-plan needs --max-ram (the plan's budget) or --percent");
-    ro.predict = true;
-    ro.search_batch = !o.m.batch_given();
-    ro.search_compression = !ro.compress_weight && !ro.compress_cache && !o.no_compress;
-  }
+  if (o.validate_plan && ro.max_ram == 0 && !ro.policy)
+    fail("--validate-plan needs --max-ram (the plan's budget) or --percent");
+  // [policy-search] With --policy auto (the default) and a budget, a block runs what `strata plan`
+  // picks for the same budget and workload: the search chooses the batch shape and compression
+  // too unless they are given.
+  ro.predict = o.validate_plan;
+  ro.search_batch = !o.m.batch_given();
+  ro.search_compression = !ro.compress_weight && !ro.compress_cache && !o.no_compress;
   auto rt = Runtime::open(ro);
   const int64_t seqs = rt->policy().block_size();
   WeightStreamer* ws = rt->streamer();
@@ -302,7 +301,7 @@ void register_bench(CLI::App& app) {
                 "predicted vs measured "
                 "throughput, decode step time and peak RSS");
   cmd->add_flag("--no-compress", o->no_compress,
-                "With --validate-plan: do not let the search turn compression on");
+                "With --block and --policy auto: do not let the search turn compression on");
   cmd->callback([o] {
     if (o->block)
       bench_block(*o);

@@ -12,29 +12,36 @@ namespace {
 
 // Copies rows [Q_h, K_h, V_h] per head into [Q; K; V] (BLOOM's fused QKV). Works for matrices
 // (rows of any type) and bias vectors alike: `unit` is the bytes of one output row.
-void qkv_per_head_to_concat(const uint8_t* src, uint8_t* dst, int64_t n_head, int64_t head_dim, int64_t unit) {
+void qkv_per_head_to_concat(const uint8_t* src, uint8_t* dst, int64_t n_head, int64_t head_dim,
+                            int64_t unit) {
   const int64_t hb = head_dim * unit;  // bytes of one head's slice of Q, K or V
   for (int64_t h = 0; h < n_head; ++h)
     for (int64_t part = 0; part < 3; ++part)
-      std::memcpy(dst + (part * n_head + h) * hb, src + (h * 3 + part) * hb, static_cast<size_t>(hb));
+      std::memcpy(dst + (part * n_head + h) * hb, src + (h * 3 + part) * hb,
+                  static_cast<size_t>(hb));
 }
 
-void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src, uint8_t* dst);
+void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src,
+                     uint8_t* dst);
 
 void transpose_2d(const TensorInfo& ti, const uint8_t* src, uint8_t* dst) {
   const int64_t r = ti.shape[0], c = ti.shape[1];
   const int64_t es = dtype_info(ti.dtype).block_bytes;
   for (int64_t i = 0; i < r; ++i)
-    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, static_cast<size_t>(es));
+    for (int64_t j = 0; j < c; ++j)
+      std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, static_cast<size_t>(es));
 }
 
-void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src, uint8_t* dst) {
+void apply_transform(LoadTransform tr, const TensorInfo& ti, const HParams& h, const uint8_t* src,
+                     uint8_t* dst) {
   if (tr == LoadTransform::Transpose) {
-    if (!is_float_type(ti.dtype)) fail("tensor '{}': cannot transpose type {}", ti.name, dtype_name(ti.dtype));
+    if (!is_float_type(ti.dtype))
+      fail("tensor '{}': cannot transpose type {}", ti.name, dtype_name(ti.dtype));
     transpose_2d(ti, src, dst);
   } else if (tr == LoadTransform::QkvPerHeadToConcat) {
     if (ti.shape[0] != 3 * h.n_head * h.head_dim)
-      fail("tensor '{}' has {} rows, expected 3 x {} heads x {}", ti.name, ti.shape[0], h.n_head, h.head_dim);
+      fail("tensor '{}' has {} rows, expected 3 x {} heads x {}", ti.name, ti.shape[0], h.n_head,
+           h.head_dim);
     qkv_per_head_to_concat(src, dst, h.n_head, h.head_dim, row_bytes(ti.dtype, ti.shape[1]));
   } else {
     std::memcpy(dst, src, ti.nbytes);
@@ -60,7 +67,8 @@ void Model::read_tensor(const std::string& canonical, uint8_t* dst) const {
     target = tmp.data();
   }
   pread_exact(path, ti.offset, ti.nbytes, target, ti.name);
-  if (src->transform != LoadTransform::None) apply_transform(src->transform, ti, spec_.hp, tmp.data(), dst);
+  if (src->transform != LoadTransform::None)
+    apply_transform(src->transform, ti, spec_.hp, tmp.data(), dst);
 }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& opts) {
@@ -77,7 +85,9 @@ std::unique_ptr<Model> Model::load(const std::string& path, const LoadOptions& o
 
 void Model::load_weights(const LoadOptions& opts) {
   const bool hf = files_.kind == ModelFiles::Kind::HfDir;
-  Progress prog("loading", static_cast<int64_t>(files_.total_tensor_bytes()), "B", opts.progress);
+  // Lazy matrices are only indexed here (the streamer or the plan reads them later).
+  Progress prog(opts.lazy_matrices ? "indexing" : "loading",
+                static_cast<int64_t>(files_.total_tensor_bytes()), "B", opts.progress);
   uint64_t done = 0;
   for (const TensorInfo& ti : files_.tensors) {
     std::string name = ti.name;
@@ -89,10 +99,13 @@ void Model::load_weights(const LoadOptions& opts) {
       tr = mapped->transform;
     }
     if (ti.shape.empty() || ti.shape.size() > 2)
-      fail("tensor '{}' has shape {}; strata expects vectors and matrices", ti.name, shape_to_string(ti.shape));
+      fail("tensor '{}' has shape {}; strata expects vectors and matrices", ti.name,
+           shape_to_string(ti.shape));
     if (!is_float_type(ti.dtype) && !matmul_supports(ti.dtype))
-      fail("tensor '{}' has type {}, which strata cannot compute with yet", ti.name, dtype_name(ti.dtype));
-    const uint8_t* src = ti.shape.size() == 1 || !opts.lazy_matrices ? files_.tensor_data(ti) : nullptr;
+      fail("tensor '{}' has type {}, which strata cannot compute with yet", ti.name,
+           dtype_name(ti.dtype));
+    const uint8_t* src =
+        ti.shape.size() == 1 || !opts.lazy_matrices ? files_.tensor_data(ti) : nullptr;
     if (ti.shape.size() == 1) {
       // Vectors: widen to f32 (norm weights and biases are tiny and read often).
       const int64_t n = ti.shape[0];
@@ -102,19 +115,23 @@ void Model::load_weights(const LoadOptions& opts) {
       get_row(view, 0, dst);
       if (tr == LoadTransform::QkvPerHeadToConcat) {
         std::vector<float> tmp(dst, dst + n);
-        qkv_per_head_to_concat(reinterpret_cast<const uint8_t*>(tmp.data()), reinterpret_cast<uint8_t*>(dst),
-                               spec_.hp.n_head, spec_.hp.head_dim, 4);
+        qkv_per_head_to_concat(reinterpret_cast<const uint8_t*>(tmp.data()),
+                               reinterpret_cast<uint8_t*>(dst), spec_.hp.n_head, spec_.hp.head_dim,
+                               4);
       }
     } else if (opts.lazy_matrices) {
       sources_[name] = {&ti, tr};
       Tensor t;
       t.dtype = ti.dtype;
-      t.shape = tr == LoadTransform::Transpose ? std::vector<int64_t>{ti.shape[1], ti.shape[0]} : ti.shape;
+      t.shape = tr == LoadTransform::Transpose ? std::vector<int64_t>{ti.shape[1], ti.shape[0]}
+                                               : ti.shape;
       t.tier = Tier::Disk;
       store_.add_view(name, std::move(t), nullptr);
     } else if (tr != LoadTransform::None) {
       sources_[name] = {&ti, tr};
-      std::vector<int64_t> shape = tr == LoadTransform::Transpose ? std::vector<int64_t>{ti.shape[1], ti.shape[0]} : ti.shape;
+      std::vector<int64_t> shape = tr == LoadTransform::Transpose
+                                       ? std::vector<int64_t>{ti.shape[1], ti.shape[0]}
+                                       : ti.shape;
       auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, shape));
       apply_transform(tr, ti, spec_.hp, src, dst);
     } else {
