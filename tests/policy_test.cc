@@ -233,6 +233,7 @@ TEST(Profile, QuickMeasurementProducesEveryNumber) {
   EXPECT_GT(p.disk_sync_read.gbps, 0);
   EXPECT_GT(p.page_cache_read_gbps, 0);
   EXPECT_GT(p.dispatch_s, 0);
+  EXPECT_GE(p.compute_under_io, 1.0);
   EXPECT_EQ(p.matmul.size(), 8u);
   for (const auto& m : p.matmul) {
     EXPECT_GT(m.decode_gbps, 0) << dtype_name(m.type);
@@ -282,6 +283,29 @@ TEST(CostModel, DiskBoundDecodeStepIsTheStreamedBytes) {
   const CostPrediction r = predict_cost(*m, ram, plan_weights(*m, ram), w, p);
   EXPECT_EQ(r.decode.weight_read_s, 0);
   EXPECT_LT(r.decode_step_s, c.decode_step_s);
+}
+
+// Compute slowed by compute_under_io while weights stream: all of it when the disk outlasts the
+// compute, only the overlap when the compute outlasts the disk; nothing without streaming.
+TEST(CostModel, ComputeSlowsWhileTheDiskStreams) {
+  auto m = stories();
+  HardwareProfile p = synthetic_profile(fresh_dir("cio"));
+  const Workload w = workload();
+  Policy disk;
+  disk.w_cpu = 0;
+  const WeightPlan plan = plan_weights(*m, disk);
+  const CostPrediction a = predict_cost(*m, disk, plan, w, p);
+  p.compute_under_io = 1.5;
+  const CostPrediction b = predict_cost(*m, disk, plan, w, p);
+  EXPECT_GT(b.decode_step_s, a.decode_step_s);
+  EXPECT_LE(b.decode_step_s, 1.5 * a.decode_step_s + 1e-12);
+  EXPECT_NEAR(b.decode.compute_s, a.decode.compute_s, 1e-12);  // the work itself is the same
+  const Policy ram;
+  p.compute_under_io = 1.0;
+  const CostPrediction c = predict_cost(*m, ram, plan_weights(*m, ram), w, p);
+  p.compute_under_io = 1.5;
+  const CostPrediction d = predict_cost(*m, ram, plan_weights(*m, ram), w, p);
+  EXPECT_NEAR(c.decode_step_s, d.decode_step_s, 1e-12);  // nothing streams: no slowdown
 }
 
 TEST(CostModel, KvCacheOnDiskAddsSynchronousIo) {

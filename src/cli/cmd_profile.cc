@@ -30,12 +30,18 @@ void print_md(const ProfileResult& r) {
     wr += fmt::format("{}{}: {:.1f}", i ? ", " : "", i + 1, p.ram_write_gbps[i]);
   }
   std::printf("RAM GB/s by threads: read %s; write %s\n", rd.c_str(), wr.c_str());
-  std::printf("disk (%s): read %.2f GB/s, write %.2f GB/s; one request at a time: read %.0f us + %.2f GB/s, "
-              "write %.0f us + %.2f GB/s; page cache write %.1f GB/s, read %.1f GB/s\n",
-              p.offload_dir.c_str(), p.disk_read_gbps, p.disk_write_gbps, p.disk_sync_read.latency_s * 1e6,
-              p.disk_sync_read.gbps, p.disk_sync_write.latency_s * 1e6, p.disk_sync_write.gbps,
-              p.page_cache_write_gbps, p.page_cache_read_gbps);
-  std::printf("thread pool dispatch: %.1f us per parallel call\n\n", p.dispatch_s * 1e6);
+  std::printf(
+      "disk (%s): read %.2f GB/s, write %.2f GB/s; one request at a time: read %.0f us + %.2f "
+      "GB/s, "
+      "write %.0f us + %.2f GB/s; page cache write %.1f GB/s, read %.1f GB/s\n",
+      p.offload_dir.c_str(), p.disk_read_gbps, p.disk_write_gbps, p.disk_sync_read.latency_s * 1e6,
+      p.disk_sync_read.gbps, p.disk_sync_write.latency_s * 1e6, p.disk_sync_write.gbps,
+      p.page_cache_write_gbps, p.page_cache_read_gbps);
+  std::printf(
+      "thread pool dispatch: %.1f us per parallel call; compute while the disk streams: %.2fx the "
+      "time "
+      "alone\n\n",
+      p.dispatch_s * 1e6, p.compute_under_io);
   std::printf("| matmul | decode GB/s |");
   const MatmulRate& first = p.matmul.front();
   for (const auto& [n, g] : first.batched_gbps) std::printf(" x%ld GB/s |", static_cast<long>(n));
@@ -48,23 +54,30 @@ void print_md(const ProfileResult& r) {
     std::printf(" %.1f |\n", m.prefill_gflops);
   }
   std::printf("\n| attention KV | decode GB/s | prefill GFLOP/s |\n| --- | ---: | ---: |\n");
-  for (const auto& a : p.attention) std::printf("| %s | %.1f | %.1f |\n", dtype_name(a.kv), a.decode_gbps, a.prefill_gflops);
+  for (const auto& a : p.attention)
+    std::printf("| %s | %.1f | %.1f |\n", dtype_name(a.kv), a.decode_gbps, a.prefill_gflops);
   if (p.gpu)
-    std::printf("\nGPU %s: %s, host->device %.1f GB/s, device->host %.1f GB/s, %.0f TFLOP/s\n", p.gpu->name.c_str(),
-                human_bytes(double(p.gpu->vram_bytes)).c_str(), p.gpu->h2d_gbps, p.gpu->d2h_gbps, p.gpu->tflops);
+    std::printf("\nGPU %s: %s, host->device %.1f GB/s, device->host %.1f GB/s, %.0f TFLOP/s\n",
+                p.gpu->name.c_str(), human_bytes(double(p.gpu->vram_bytes)).c_str(),
+                p.gpu->h2d_gbps, p.gpu->d2h_gbps, p.gpu->tflops);
   else
-    std::printf("\nGPU: none (plans for --max-vram use a nominal device: strata plan --gpu-model t4|a100|h100)\n");
+    std::printf(
+        "\nGPU: none (plans for --max-vram use a nominal device: strata plan --gpu-model "
+        "t4|a100|h100)\n");
 }
 
 }  // namespace
 
 void register_profile(CLI::App& app) {
   auto o = std::make_shared<ProfileCliOptions>();
-  CLI::App* cmd = app.add_subcommand("profile", "Measure this machine's RAM, disk and CPU kernel speeds once (cached)");
-  cmd->add_option("--offload-dir", o->offload_dir, "Directory whose disk is measured (where offloaded data goes)");
+  CLI::App* cmd = app.add_subcommand(
+      "profile", "Measure this machine's RAM, disk and CPU kernel speeds once (cached)");
+  cmd->add_option("--offload-dir", o->offload_dir,
+                  "Directory whose disk is measured (where offloaded data goes)");
   cmd->add_flag("--force", o->force, "Measure again even if a valid cached profile exists");
   cmd->add_flag("--quick", o->quick, "Small sizes: a few seconds, rough numbers");
-  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")->check(CLI::Range(0, 1024));
+  cmd->add_option("-t,--threads", o->threads, "Threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
   cmd->add_option("-o,--output", o->output, "md or json")->check(CLI::IsMember({"md", "json"}));
   cmd->add_flag("-q,--quiet", o->quiet, "No progress output");
   cmd->callback([o] {

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -198,6 +199,39 @@ DiskBandwidth measure_disk_bandwidth(const std::string& dir, uint64_t bytes) {
   DiskBandwidth r;
   r.write_gbps = double(rounded) / write_file(f, dir, rounded) / 1e9;
   r.read_gbps = read_file(f.path(), rounded);
+  return r;
+}
+
+}  // namespace strata
+
+namespace strata {
+
+double run_during_disk_reads(const std::string& dir, uint64_t bytes,
+                             const std::function<double()>& work) {
+  if (!is_directory(dir)) fail("disk test: {} is not a directory", dir);
+  TempFile f(dir);
+  const uint64_t rounded = (std::max<uint64_t>(bytes, 1) + 4095) / 4096 * 4096;
+  write_file(f, dir, rounded);
+  std::atomic<bool> stop{false};
+  std::string error;
+  std::thread reader([&] {
+    try {
+      while (!stop.load()) read_file(f.path(), rounded);
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  });
+  double r = 0;
+  try {
+    r = work();
+  } catch (...) {
+    stop = true;
+    reader.join();
+    throw;
+  }
+  stop = true;
+  reader.join();
+  if (!error.empty()) fail("disk reads during the compute test: {}", error);
   return r;
 }
 

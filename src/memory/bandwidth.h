@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace strata {
@@ -31,5 +32,11 @@ struct DiskBandwidth {
   double read_gbps = 0, write_gbps = 0;
 };
 DiskBandwidth measure_disk_bandwidth(const std::string& dir, uint64_t bytes = uint64_t(1) << 30);
+
+// Runs `work` on the calling thread while a temporary file of `bytes` in `dir` streams through
+// DirectReader on another thread, pass after pass, as weights stream during an overlapped step;
+// returns what `work` returns.
+double run_during_disk_reads(const std::string& dir, uint64_t bytes,
+                             const std::function<double()>& work);
 
 }  // namespace strata

@@ -35,8 +35,8 @@ struct UnitTimes {
 
 class Costing {
  public:
-  Costing(const Model& m, const Policy& p, const WeightPlan& plan, const Workload& w, const HardwareProfile& prof,
-          const CostOptions& o)
+  Costing(const Model& m, const Policy& p, const WeightPlan& plan, const Workload& w,
+          const HardwareProfile& prof, const CostOptions& o)
       : m_(m), h_(m.hp()), p_(p.for_cpu_only()), plan_(plan), w_(w), prof_(prof) {
     threads_ = o.threads > 0 ? o.threads : prof.threads;
     ram_gbps_ = prof.ram_read(threads_);
@@ -68,7 +68,8 @@ class Costing {
       attn = 4 * head_elems * keys / (ar.prefill_gflops * 1e9);
     }
     const double elem_bytes =
-        4.0 * double(8 * h_.n_embd + 3 * h_.n_ff + 2 * h_.q_dim() + 2 * h_.kv_dim()) * double(n_tok);
+        4.0 * double(8 * h_.n_embd + 3 * h_.n_ff + 2 * h_.q_dim() + 2 * h_.kv_dim()) *
+        double(n_tok);
     const double per_mb = matmuls(j, n_tok) + double(gbs) * (attn + prof_.dispatch_s) +
                           elem_bytes / (ram_gbps_ * 1e9) + 6 * prof_.dispatch_s;
     return per_mb * double(p_.num_gpu_batches);
@@ -87,7 +88,8 @@ class Costing {
     const double row = double(h_.n_embd_io > 0 ? h_.n_embd_io : h_.n_embd) * 4;
     per_mb += embd_on_disk ? double(n_tok) * (5e-6 + row / (prof_.page_cache_read_gbps * 1e9))
                            : double(n_tok) * row * 2 / (ram_gbps_ * 1e9);
-    const double sampling = double(p_.block_size()) * double(h_.n_vocab) * 4 * 3 / (prof_.ram_read(1) * 1e9);
+    const double sampling =
+        double(p_.block_size()) * double(h_.n_vocab) * 4 * 3 / (prof_.ram_read(1) * 1e9);
     return per_mb * double(p_.num_gpu_batches) + sampling;
   }
 
@@ -116,7 +118,8 @@ class Costing {
     u.act_io.assign(size_t(L), 0);
     const int64_t kv_ram = kv_ram_layers(m_, p_);
     const int64_t ngb = p_.num_gpu_batches;
-    const int64_t ram_mbs = std::min<int64_t>(ngb, int64_t(std::ceil(double(ngb) * p_.a_cpu / 100.0 - 1e-9)));
+    const int64_t ram_mbs =
+        std::min<int64_t>(ngb, int64_t(std::ceil(double(ngb) * p_.a_cpu / 100.0 - 1e-9)));
     const double kv = kv_io(ph), act = act_io_per_mb(ph) * double(ngb - ram_mbs);
     for (int j = 0; j < L; ++j) {
       u.compute[size_t(j)] = layer_compute(j, ph);
@@ -134,6 +137,14 @@ class Costing {
     return double(b) / (prof_.disk_read_gbps * 1e9);
   }
 
+  // Compute of `c` seconds alone while a read of `r` seconds streams: slowed by the profile's
+  // compute_under_io factor k for as long as the read lasts (all of it when the read outlasts it).
+  double overlapped_compute(double c, double r) const {
+    const double k = prof_.compute_under_io;
+    if (r <= 0 || k <= 1) return c;
+    return r >= c * k ? c * k : c + r * (1 - 1 / k);
+  }
+
   // The pipelined step: unit u computes while unit u+1 streams in; after the head, layer 0 of the
   // next step streams in (cold: the first step waits for it).
   StepCost pipeline(const UnitTimes& u, bool cold) const {
@@ -144,12 +155,13 @@ class Costing {
     double t = cold ? r[0] : 0;
     for (int j = 0; j < L; ++j) {
       const double x = u.kv_io[size_t(j)] + u.act_io[size_t(j)];
-      t += x + std::max(u.compute[size_t(j)], r[size_t(j + 1)]);
+      t += x +
+           std::max(overlapped_compute(u.compute[size_t(j)], r[size_t(j + 1)]), r[size_t(j + 1)]);
       c.kv_io_s += u.kv_io[size_t(j)];
       c.act_io_s += u.act_io[size_t(j)];
       c.compute_s += u.compute[size_t(j)];
     }
-    t += std::max(u.compute[size_t(L)], r[0]);
+    t += std::max(overlapped_compute(u.compute[size_t(L)], r[0]), r[0]);
     c.compute_s += u.compute[size_t(L)];
     c.step_s = t;
     return c;
@@ -171,14 +183,17 @@ class Costing {
 };
 
 void add(StepCost& a, const StepCost& b, double k = 1) {
-  a.compute_s += k * b.compute_s, a.weight_read_s += k * b.weight_read_s, a.kv_io_s += k * b.kv_io_s;
-  a.act_io_s += k * b.act_io_s, a.h2d_s += k * b.h2d_s, a.d2h_s += k * b.d2h_s, a.step_s += k * b.step_s;
+  a.compute_s += k * b.compute_s, a.weight_read_s += k * b.weight_read_s,
+      a.kv_io_s += k * b.kv_io_s;
+  a.act_io_s += k * b.act_io_s, a.h2d_s += k * b.h2d_s, a.d2h_s += k * b.d2h_s,
+      a.step_s += k * b.step_s;
 }
 
 std::vector<Phase> prefill_phases(const Workload& w) {
   std::vector<Phase> v;
   const int64_t chunk = std::max<int64_t>(1, std::min(w.prompt_len, w.prefill_chunk));
-  for (int64_t done = 0; done < w.prompt_len; done += chunk) v.push_back({std::min(chunk, w.prompt_len - done), done});
+  for (int64_t done = 0; done < w.prompt_len; done += chunk)
+    v.push_back({std::min(chunk, w.prompt_len - done), done});
   return v;
 }
 
@@ -207,11 +222,12 @@ void finish(CostPrediction& c, const Policy& p, const Workload& w) {
 
 }  // namespace
 
-double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int64_t cols, uint64_t bytes,
-                      int64_t n_tok, int threads) {
+double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int64_t cols,
+                      uint64_t bytes, int64_t n_tok, int threads) {
   const MatmulRate& r = prof.matmul_rate(type);
   const int t = threads > 0 ? std::min(threads, prof.threads) : prof.threads;
-  // Fewer threads than measured: memory-bound decode scales with RAM bandwidth, the rest with cores.
+  // Fewer threads than measured: memory-bound decode scales with RAM bandwidth, the rest with
+  // cores.
   const double mem_scale = prof.ram_read(prof.threads) / prof.ram_read(t);
   const double cpu_scale = double(prof.threads) / double(t);
   const double bpw = double(bytes) / (double(rows) * double(cols));
@@ -231,15 +247,16 @@ double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int
     while (i < pts.size() && pts[i].first < n) ++i;
     const auto& a = pts[i - 1];
     const auto& b = pts[std::min(i, pts.size() - 1)];
-    s = b.first > a.first ? a.second + (b.second - a.second) * (n - a.first) / (b.first - a.first) : a.second;
+    s = b.first > a.first ? a.second + (b.second - a.second) * (n - a.first) / (b.first - a.first)
+                          : a.second;
   }
   // Quantized types quantize the activations first: a second parallel call.
   const bool quant = !is_float_type(type) && type != DType::G4;
   return double(bytes) * s + prof.dispatch_s * (quant ? 2 : 1);
 }
 
-CostPrediction predict_cost(const Model& model, const Policy& policy, const WeightPlan& plan, const Workload& w,
-                            const HardwareProfile& prof, const CostOptions& o) {
+CostPrediction predict_cost(const Model& model, const Policy& policy, const WeightPlan& plan,
+                            const Workload& w, const HardwareProfile& prof, const CostOptions& o) {
   const Policy p = policy.for_cpu_only();
   Costing c(model, p, plan, w, prof, o);
   CostPrediction out;
@@ -251,20 +268,23 @@ CostPrediction predict_cost(const Model& model, const Policy& policy, const Weig
   }
   const auto dec = decode_phases(w);
   out.decode_steps = std::max<int64_t>(0, w.gen_len - 1);
-  for (const auto& [ph, k] : dec) add(out.decode, c.pipeline(c.step(ph), false), k / double(out.decode_steps));
+  for (const auto& [ph, k] : dec)
+    add(out.decode, c.pipeline(c.step(ph), false), k / double(out.decode_steps));
   out.memory = predict_memory(model, p, plan, w);
   out.ram_peak = out.memory.total();
   const int64_t ngb = p.num_gpu_batches;
-  const int64_t ram_mbs = std::min<int64_t>(ngb, int64_t(std::ceil(double(ngb) * p.a_cpu / 100.0 - 1e-9)));
-  const uint64_t act_disk = uint64_t(std::max<int64_t>(0, ngb - ram_mbs)) * uint64_t(p.gpu_batch_size) *
-                            uint64_t(std::min(w.prompt_len, w.prefill_chunk)) * uint64_t(model.hp().n_embd) * 4;
+  const int64_t ram_mbs =
+      std::min<int64_t>(ngb, int64_t(std::ceil(double(ngb) * p.a_cpu / 100.0 - 1e-9)));
+  const uint64_t act_disk =
+      uint64_t(std::max<int64_t>(0, ngb - ram_mbs)) * uint64_t(p.gpu_batch_size) *
+      uint64_t(std::min(w.prompt_len, w.prefill_chunk)) * uint64_t(model.hp().n_embd) * 4;
   out.disk_bytes = out.memory.disk_weights + out.memory.disk_kv + act_disk;
   finish(out, p, w);
   return out;
 }
 
-LinearCosts linear_costs(const Model& model, const Policy& batch, const Workload& w, const HardwareProfile& prof,
-                         const CostOptions& o) {
+LinearCosts linear_costs(const Model& model, const Policy& batch, const Workload& w,
+                         const HardwareProfile& prof, const CostOptions& o) {
   LinearCosts lc;
   const HParams& h = model.hp();
   lc.n_layer = h.n_layer;
@@ -315,24 +335,27 @@ LinearCosts linear_costs(const Model& model, const Policy& batch, const Workload
     const GpuModel& g = *o.gpu;
     double flops_tok = 0;  // per layer and token
     for (const auto& t : plan_ram.tensors)
-      if (t.unit >= 0 && t.unit < plan_ram.n_layers) flops_tok += 2.0 * double(t.shape[0]) * double(t.shape[1]);
+      if (t.unit >= 0 && t.unit < plan_ram.n_layers)
+        flops_tok += 2.0 * double(t.shape[0]) * double(t.shape[1]);
     flops_tok /= L;
     const double head_elems = double(h.n_head * h.head_dim);
     const double tok_p = seqs * double(w.prompt_len);
-    const double attn_p = 4 * head_elems * double(w.prompt_len) * double(w.prompt_len + 1) / 2 * seqs;
+    const double attn_p =
+        4 * head_elems * double(w.prompt_len) * double(w.prompt_len + 1) / 2 * seqs;
     lc.prefill_gpu_compute = (flops_tok * tok_p + attn_p) / (g.tflops * 1e12) +
                              double(batch.num_gpu_batches) * lc.weight_bytes / (g.mem_gbps * 1e9);
     const double kv_bytes_dec = 2 * head_elems * kv_elem_bytes(w.kv_dtype) * ctx_avg * seqs;
-    lc.decode_gpu_compute = std::max(flops_tok * seqs / (g.tflops * 1e12),
-                                     double(batch.num_gpu_batches) * lc.weight_bytes / (g.mem_gbps * 1e9)) +
-                            kv_bytes_dec / (g.mem_gbps * 1e9);
+    lc.decode_gpu_compute =
+        std::max(flops_tok * seqs / (g.tflops * 1e12),
+                 double(batch.num_gpu_batches) * lc.weight_bytes / (g.mem_gbps * 1e9)) +
+        kv_bytes_dec / (g.mem_gbps * 1e9);
     lc.decode_cpu_attention = kv_bytes_dec / (prof.attention_rate(w.kv_dtype).decode_gbps * 1e9);
   }
   return lc;
 }
 
-CostPrediction predict_cost_gpu(const Model& model, const Policy& p, const Workload& w, const HardwareProfile& prof,
-                                const CostOptions& o) {
+CostPrediction predict_cost_gpu(const Model& model, const Policy& p, const Workload& w,
+                                const HardwareProfile& prof, const CostOptions& o) {
   if (!o.gpu) fail("predict_cost_gpu needs a GPU model");
   const GpuModel& g = *o.gpu;
   const LinearCosts lc = linear_costs(model, p, w, prof, o);
@@ -344,13 +367,15 @@ CostPrediction predict_cost_gpu(const Model& model, const Policy& p, const Workl
   (void)ag;
   auto layer = [&](bool decode, StepCost& s) {
     const double kv_r = decode ? lc.kv_read_bytes_decode : 0;
-    const double kv_w = decode ? lc.kv_write_bytes_decode : lc.kv_write_bytes_decode * double(w.prompt_len);
+    const double kv_w =
+        decode ? lc.kv_write_bytes_decode : lc.kv_write_bytes_decode * double(w.prompt_len);
     const double act = lc.act_bytes * (decode ? 1 : double(w.prompt_len));
     const bool cpu_attn = p.cpu_cache_compute && decode;
     double comp = decode ? lc.decode_gpu_compute : lc.prefill_gpu_compute;
     if (cpu_attn) comp = std::max(comp, lc.decode_cpu_attention * (cc + cd));
     s.compute_s = comp;
-    s.h2d_s = ((wc + wd) * lc.weight_bytes + (cpu_attn ? 0 : (cc + cd) * kv_r) + (ac + ad) * act) / (g.h2d_gbps * 1e9);
+    s.h2d_s = ((wc + wd) * lc.weight_bytes + (cpu_attn ? 0 : (cc + cd) * kv_r) + (ac + ad) * act) /
+              (g.h2d_gbps * 1e9);
     s.d2h_s = ((cc + cd) * kv_w + (ac + ad) * act) / (g.d2h_gbps * 1e9);
     s.weight_read_s = wd * lc.weight_bytes / (prof.disk_read_gbps * 1e9);
     s.kv_io_s = (cd * (kv_r + kv_w)) / (prof.disk_read_gbps * 1e9);
@@ -374,10 +399,12 @@ CostPrediction predict_cost_gpu(const Model& model, const Policy& p, const Workl
   out.ram_peak = out.memory.total();
   const double wtot = double(plan_weights(model, Policy{}).resident_bytes());
   const double kvtot = double(out.memory.kv_ram + out.memory.disk_kv);
-  const double acttot = double(p.block_size() * std::min(w.prompt_len, w.prefill_chunk) * h.n_embd) * 4;
+  const double acttot =
+      double(p.block_size() * std::min(w.prompt_len, w.prefill_chunk) * h.n_embd) * 4;
   // VRAM: its share, two layers of streamed weights in flight, one micro-batch's scratch.
-  out.vram_peak = uint64_t(wg * wtot + cg * kvtot + (p.a_gpu / 100) * acttot + 2 * (1 - wg) * lc.weight_bytes +
-                           double(out.memory.workspace) + double(out.memory.logits));
+  out.vram_peak =
+      uint64_t(wg * wtot + cg * kvtot + (p.a_gpu / 100) * acttot + 2 * (1 - wg) * lc.weight_bytes +
+               double(out.memory.workspace) + double(out.memory.logits));
   out.disk_bytes = uint64_t(wd * wtot + cd * kvtot + ad * acttot);
   finish(out, p, w);
   return out;
@@ -385,10 +412,12 @@ CostPrediction predict_cost_gpu(const Model& model, const Policy& p, const Workl
 
 std::string describe(const CostPrediction& c) {
   return fmt::format(
-      "{} seqs: prefill {:.3f} s, decode step {:.4f} s (compute {:.4f}, disk {:.4f}, KV I/O {:.4f}, spills {:.4f}), "
+      "{} seqs: prefill {:.3f} s, decode step {:.4f} s (compute {:.4f}, disk {:.4f}, KV I/O "
+      "{:.4f}, spills {:.4f}), "
       "total {:.2f} s, {:.3f} tok/s, peak RAM {}",
-      c.seqs, c.prefill_s, c.decode_step_s, c.decode.compute_s, c.decode.weight_read_s, c.decode.kv_io_s,
-      c.decode.act_io_s, c.total_s, c.throughput_tps, human_bytes(double(c.ram_peak)));
+      c.seqs, c.prefill_s, c.decode_step_s, c.decode.compute_s, c.decode.weight_read_s,
+      c.decode.kv_io_s, c.decode.act_io_s, c.total_s, c.throughput_tps,
+      human_bytes(double(c.ram_peak)));
 }
 
 }  // namespace strata

@@ -36,19 +36,19 @@ struct CostOptions {
 
 // One step's times (seconds). Disk and compute overlap; kv_io and act_io do not.
 struct StepCost {
-  double compute_s = 0;      // all micro-batches, all units (without synchronous I/O)
-  double weight_read_s = 0;  // streamed weights, disk -> RAM
-  double kv_io_s = 0;        // KV cache staging (synchronous)
-  double act_io_s = 0;       // activation spills (synchronous)
+  double compute_s = 0;         // all micro-batches, all units (without synchronous I/O)
+  double weight_read_s = 0;     // streamed weights, disk -> RAM
+  double kv_io_s = 0;           // KV cache staging (synchronous)
+  double act_io_s = 0;          // activation spills (synchronous)
   double h2d_s = 0, d2h_s = 0;  // GPU plans only
-  double step_s = 0;         // predicted wall time
+  double step_s = 0;            // predicted wall time
 };
 
 struct CostPrediction {
   int64_t seqs = 0, prompt_len = 0, gen_len = 0;
   int64_t prefill_steps = 0, decode_steps = 0;
-  StepCost prefill;           // all prefill steps together
-  StepCost decode;            // the mean decode step
+  StepCost prefill;  // all prefill steps together
+  StepCost decode;   // the mean decode step
   double prefill_s = 0;
   double decode_step_s = 0;   // = per-token latency of a sequence while decoding
   double total_s = 0;         // prefill + decode steps
@@ -59,14 +59,15 @@ struct CostPrediction {
 };
 
 // CPU-only (what strata runs here): exact per-unit bytes from the weight plan.
-CostPrediction predict_cost(const Model& model, const Policy& policy, const WeightPlan& plan, const Workload& w,
-                            const HardwareProfile& prof, const CostOptions& o = {});
+CostPrediction predict_cost(const Model& model, const Policy& policy, const WeightPlan& plan,
+                            const Workload& w, const HardwareProfile& prof,
+                            const CostOptions& o = {});
 
 // The pieces the policy search linearises, per layer and step, for one batch shape and
 // compression setting (placement-independent, or for everything of a kind on disk).
 struct LinearCosts {
   double prefill_compute = 0, decode_compute = 0;  // per layer (head spread over the layers)
-  double weight_read = 0;    // per layer with every streamable weight on disk
+  double weight_read = 0;                          // per layer with every streamable weight on disk
   double prefill_kv_io = 0, decode_kv_io = 0;      // per layer whose KV cache is on disk
   double prefill_act_io = 0, decode_act_io = 0;    // per layer with every micro-batch spilled
   int64_t prefill_steps = 0, decode_steps = 0;
@@ -75,12 +76,12 @@ struct LinearCosts {
   double weight_bytes = 0, kv_read_bytes_decode = 0, kv_write_bytes_decode = 0, act_bytes = 0;
   double prefill_gpu_compute = 0, decode_gpu_compute = 0, decode_cpu_attention = 0;
 };
-LinearCosts linear_costs(const Model& model, const Policy& batch, const Workload& w, const HardwareProfile& prof,
-                         const CostOptions& o = {});
+LinearCosts linear_costs(const Model& model, const Policy& batch, const Workload& w,
+                         const HardwareProfile& prof, const CostOptions& o = {});
 
 // Seconds of one ops::matmul on the CPU (exposed for tests and `strata profile`).
-double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int64_t cols, uint64_t bytes,
-                      int64_t n_tok, int threads = 0);
+double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int64_t cols,
+                      uint64_t bytes, int64_t n_tok, int threads = 0);
 
 // GPU plan (nominal device): the policy's GPU/CPU/disk fractions as they are (not rounded to
 // tensors, which this build cannot place on a device).

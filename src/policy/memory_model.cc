@@ -21,7 +21,7 @@ std::string MemoryPrediction::describe() const {
       human_bytes(double(baseline)), human_bytes(double(resident_weights)),
       human_bytes(double(staging)), human_bytes(double(kv_ram)), human_bytes(double(kv_arena)),
       human_bytes(double(workspace)), human_bytes(double(hidden)), human_bytes(double(logits)),
-      human_bytes(double(slack)),
+      human_bytes(double(slack + run_slack)),
       convert ? fmt::format(", conversion scratch {} (while loading)", human_bytes(double(convert)))
               : "",
       human_bytes(double(total())));
@@ -84,9 +84,11 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   // [policy-search] The fixed part was 48 MiB; 8 MiB plus the per-thread terms covers what bench
   // --validate-plan measured over the buffers above (4-13 MiB, llama-100m f16, with and without
   // streaming, 1 to 64 sequences) and keeps the prediction within a few percent.
-  m.slack = (8ull << 20) +
-            threads * (static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20)) +
-            static_cast<uint64_t>(mb_tokens * widest) * 2;
+  // The per-thread part exists only once the run starts (loading does not multiply), so it
+  // counts with the run's buffers, not against the conversion scratch of loading.
+  m.slack = 8ull << 20;
+  m.run_slack = threads * (static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20)) +
+                static_cast<uint64_t>(mb_tokens * widest) * 2;
   // [policy-search] Compression while loading (schedule/offload_file.cc produce_tensor): the
   // source tensor and 64 rows widened to f32, plus the converted copy for the offload file.
   for (const auto& t : plan.tensors) {

@@ -20,7 +20,7 @@ struct Workload {
   int64_t prefill_chunk = 512;  // prompt tokens per sequence per step
   DType kv_dtype = DType::F32;
   int staging_depth = 2;
-  uint64_t baseline_rss = 0;    // process RSS before weights are placed (measured)
+  uint64_t baseline_rss = 0;  // process RSS before weights are placed (measured)
   int64_t ctx() const { return prompt_len + gen_len; }
 };
 
@@ -33,18 +33,24 @@ struct MemoryPrediction {
   uint64_t workspace = 0;         // per-step scratch of the forward pass
   uint64_t hidden = 0;            // residual streams of the micro-batches kept in RAM
   uint64_t logits = 0;
-  uint64_t slack = 0;             // allocator and thread overhead
+  uint64_t slack = 0;      // allocator and thread overhead present from the start
+  uint64_t run_slack = 0;  // per-thread GEMM tiles, OpenBLAS buffers, Q8 activations: the run only
   // [policy-search] Scratch of weight compression while loading: the largest converted tensor's
   // source bytes and one group of rows. Loading ends before the run's buffers exist, so the peak
   // is the larger of the two phases.
   uint64_t convert = 0;
   uint64_t disk_weights = 0, disk_kv = 0;  // on disk (not RAM)
-  uint64_t run_buffers() const { return staging + kv_ram + kv_arena + workspace + hidden + logits; }
-  uint64_t total() const { return baseline + resident_weights + slack + std::max(convert, run_buffers()); }
+  uint64_t run_buffers() const {
+    return staging + kv_ram + kv_arena + workspace + hidden + logits + run_slack;
+  }
+  uint64_t total() const {
+    return baseline + resident_weights + slack + std::max(convert, run_buffers());
+  }
   std::string describe() const;
 };
 
-MemoryPrediction predict_memory(const Model& model, const Policy& policy, const WeightPlan& plan, const Workload& w);
+MemoryPrediction predict_memory(const Model& model, const Policy& policy, const WeightPlan& plan,
+                                const Workload& w);
 
 // Layers whose KV cache stays in RAM under the policy (the first ones); the rest go to disk.
 int64_t kv_ram_layers(const Model& model, const Policy& policy);

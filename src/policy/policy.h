@@ -15,9 +15,9 @@ struct Policy {
   double a_gpu = 0, a_cpu = 100;  // activations (hidden states between layers)
   int64_t gpu_batch_size = 1;
   int64_t num_gpu_batches = 1;
-  bool compress_weight = false;   // group-wise 4-bit (G4) weights
-  bool compress_cache = false;    // group-wise 4-bit (G4) KV cache
-  bool cpu_cache_compute = false; // GPU runs: decode attention on the CPU next to a CPU cache
+  bool compress_weight = false;    // group-wise 4-bit (G4) weights
+  bool compress_cache = false;     // group-wise 4-bit (G4) KV cache
+  bool cpu_cache_compute = false;  // GPU runs: decode attention on the CPU next to a CPU cache
 
   double w_disk() const { return 100 - w_gpu - w_cpu; }
   double c_disk() const { return 100 - c_gpu - c_cpu; }

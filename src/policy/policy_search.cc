@@ -27,8 +27,10 @@ class Lp {
 
   int var(double lo, double hi, double cost, bool binary = false) {
     const int j = glp_add_cols(p_, 1);
-    if (binary) glp_set_col_kind(p_, j, GLP_BV);
-    else glp_set_col_bnds(p_, j, hi > lo ? GLP_DB : GLP_FX, lo, hi);
+    if (binary)
+      glp_set_col_kind(p_, j, GLP_BV);
+    else
+      glp_set_col_bnds(p_, j, hi > lo ? GLP_DB : GLP_FX, lo, hi);
     if (!binary && std::isinf(hi)) glp_set_col_bnds(p_, j, GLP_LO, lo, 0);
     glp_set_obj_coef(p_, j, cost);
     binary_ |= binary;
@@ -120,18 +122,21 @@ MemLinear linear_memory(const Model& m, const Policy& batch, const Workload& w) 
   l.kv = double(all.kv_ram);
   l.arena = double(c0.kv_arena);
   l.hidden_mb = double(all.hidden) / double(batch.num_gpu_batches);
-  l.fixed = double(all.total()) - l.weights - l.kv - double(all.hidden) - double(all.staging) - double(all.kv_arena);
+  l.fixed = double(all.total()) - l.weights - l.kv - double(all.hidden) - double(all.staging) -
+            double(all.kv_arena);
   return l;
 }
 
 double ranking_cost(const CostPrediction& c, Objective o) {
-  return o == Objective::Latency ? c.decode_step_s : (c.throughput_tps > 0 ? 1.0 / c.throughput_tps : 1e30);
+  return o == Objective::Latency ? c.decode_step_s
+                                 : (c.throughput_tps > 0 ? 1.0 / c.throughput_tps : 1e30);
 }
 
 // Rounds the LP's fractions to what the runtime places, then steps down until predict_memory fits
 // the budget, then back up on weights while it still fits.
-std::optional<Policy> round_cpu(const Model& model, const Policy& batch, const Workload& w, uint64_t budget,
-                                double wf, double cf, double af, std::string* note) {
+std::optional<Policy> round_cpu(const Model& model, const Policy& batch, const Workload& w,
+                                uint64_t budget, double wf, double cf, double af,
+                                std::string* note) {
   const int64_t L = model.hp().n_layer, ngb = batch.num_gpu_batches;
   const double w0 = std::floor(std::clamp(wf, 0.0, 1.0) * 1000 + 1e-6) / 10;
   int64_t k0 = int64_t(std::floor(std::clamp(cf, 0.0, 1.0) * double(L) + 1e-6));
@@ -148,8 +153,9 @@ std::optional<Policy> round_cpu(const Model& model, const Policy& batch, const W
       while (wp > 0 && !fits(policy(wp, k, m))) wp = std::max(0.0, wp - 1), ++steps;
       while (wp < 100 && fits(policy(std::min(100.0, wp + 1), k, m))) wp = std::min(100.0, wp + 1);
       if (note && (k != k0 || m != m0 || std::abs(wp - w0) >= 1))
-        *note = fmt::format("rounded from the LP's weights {:.1f}%, KV {:.1f}%, activations {:.1f}%", wf * 100,
-                            cf * 100, af * 100);
+        *note =
+            fmt::format("rounded from the LP's weights {:.1f}%, KV {:.1f}%, activations {:.1f}%",
+                        wf * 100, cf * 100, af * 100);
       return policy(wp, k, m);
     }
   (void)steps;
@@ -161,7 +167,8 @@ std::optional<PolicyChoice> solve_cpu(const Model& model, const Policy& batch, c
   CostOptions co;
   co.threads = o.threads;
   // Cheapest check first: everything on disk.
-  if (o.max_ram > 0 && mem(model, with_percent(batch, 0, 0, 0), w).total() > o.max_ram) return std::nullopt;
+  if (o.max_ram > 0 && mem(model, with_percent(batch, 0, 0, 0), w).total() > o.max_ram)
+    return std::nullopt;
   const LinearCosts lc = linear_costs(model, batch, w, prof, co);
   const MemLinear ml = linear_memory(model, batch, w);
   const double L = double(lc.n_layer), nP = double(lc.prefill_steps), nD = double(lc.decode_steps);
@@ -179,10 +186,10 @@ std::optional<PolicyChoice> solve_cpu(const Model& model, const Policy& batch, c
          lc.prefill_compute + lc.prefill_kv_io + lc.prefill_act_io, false);
   lp.row({{tp, 1}, {vw, nP * R}, {vc, lc.prefill_kv_io}, {va, lc.prefill_act_io}},
          nP * R + lc.prefill_kv_io + lc.prefill_act_io, false);
-  lp.row({{td, 1}, {vc, lc.decode_kv_io}, {va, lc.decode_act_io}}, lc.decode_compute + lc.decode_kv_io + lc.decode_act_io,
-         false);
-  lp.row({{td, 1}, {vw, R}, {vc, lc.decode_kv_io}, {va, lc.decode_act_io}}, R + lc.decode_kv_io + lc.decode_act_io,
-         false);
+  lp.row({{td, 1}, {vc, lc.decode_kv_io}, {va, lc.decode_act_io}},
+         lc.decode_compute + lc.decode_kv_io + lc.decode_act_io, false);
+  lp.row({{td, 1}, {vw, R}, {vc, lc.decode_kv_io}, {va, lc.decode_act_io}},
+         R + lc.decode_kv_io + lc.decode_act_io, false);
   if (o.max_ram > 0) {
     // KV staging exists only when some layer's cache is on disk: a binary switch.
     const int zc = lp.var(0, 1, 0, true);
@@ -198,7 +205,8 @@ std::optional<PolicyChoice> solve_cpu(const Model& model, const Policy& batch, c
   if (!x) return std::nullopt;
   PolicyChoice pc;
   pc.lp_objective = lp.objective();
-  const auto p = round_cpu(model, batch, w, o.max_ram, (*x)[size_t(vw)], (*x)[size_t(vc)], (*x)[size_t(va)], &pc.note);
+  const auto p = round_cpu(model, batch, w, o.max_ram, (*x)[size_t(vw)], (*x)[size_t(vc)],
+                           (*x)[size_t(va)], &pc.note);
   if (!p) return std::nullopt;
   pc.policy = *p;
   pc.cost = predict_cost(model, pc.policy, plan_weights(model, pc.policy), w, prof, co);
@@ -222,40 +230,60 @@ std::optional<PolicyChoice> solve_gpu(const Model& model, const Policy& batch, c
     const double eps = 1e-6 * (lc.prefill_gpu_compute + lc.decode_gpu_compute + 1e-9) * L;
     int v[9];
     for (int i = 0; i < 9; ++i) v[i] = lp.var(0, 1, i % 3 == 0 ? -2 * eps : i % 3 == 1 ? -eps : 0);
-    const int wg = v[0], wc = v[1], wd = v[2], cg = v[3], cc = v[4], cd = v[5], ag = v[6], ac = v[7], ad = v[8];
+    const int wg = v[0], wc = v[1], wd = v[2], cg = v[3], cc = v[4], cd = v[5], ag = v[6],
+              ac = v[7], ad = v[8];
     for (int i = 0; i < 3; ++i) lp.eq({{v[3 * i], 1}, {v[3 * i + 1], 1}, {v[3 * i + 2], 1}}, 1);
-    const int tp = lp.var(0, INFINITY, latency ? 1e-3 * L : L), td = lp.var(0, INFINITY, latency ? L : L * nD);
+    const int tp = lp.var(0, INFINITY, latency ? 1e-3 * L : L),
+              td = lp.var(0, INFINITY, latency ? L : L * nD);
     for (bool decode : {false, true}) {
       const int t = decode ? td : tp;
       const double kv_r = decode ? lc.kv_read_bytes_decode : 0;
-      const double kv_w = decode ? lc.kv_write_bytes_decode : lc.kv_write_bytes_decode * double(w.prompt_len);
+      const double kv_w =
+          decode ? lc.kv_write_bytes_decode : lc.kv_write_bytes_decode * double(w.prompt_len);
       const double act = lc.act_bytes * (decode ? 1 : double(w.prompt_len));
       const bool ca = cpu_attn && decode;
       lp.row({{t, 1}}, decode ? lc.decode_gpu_compute : lc.prefill_gpu_compute, false);
-      if (ca) lp.row({{t, 1}, {cc, -lc.decode_cpu_attention}, {cd, -lc.decode_cpu_attention}}, 0, false);
+      if (ca)
+        lp.row({{t, 1}, {cc, -lc.decode_cpu_attention}, {cd, -lc.decode_cpu_attention}}, 0, false);
       const double h = g.h2d_gbps * 1e9, d = g.d2h_gbps * 1e9, disk = prof.disk_read_gbps * 1e9;
-      lp.row({{t, 1}, {wc, -lc.weight_bytes / h}, {wd, -lc.weight_bytes / h}, {cc, ca ? 0 : -kv_r / h},
-              {cd, ca ? 0 : -kv_r / h}, {ac, -act / h}, {ad, -act / h}},
+      lp.row({{t, 1},
+              {wc, -lc.weight_bytes / h},
+              {wd, -lc.weight_bytes / h},
+              {cc, ca ? 0 : -kv_r / h},
+              {cd, ca ? 0 : -kv_r / h},
+              {ac, -act / h},
+              {ad, -act / h}},
              0, false);
       lp.row({{t, 1}, {cc, -kv_w / d}, {cd, -kv_w / d}, {ac, -act / d}, {ad, -act / d}}, 0, false);
-      lp.row({{t, 1}, {wd, -lc.weight_bytes / disk}, {cd, -(kv_r + kv_w) / disk}, {ad, -2 * act / disk}}, 0, false);
+      lp.row({{t, 1},
+              {wd, -lc.weight_bytes / disk},
+              {cd, -(kv_r + kv_w) / disk},
+              {ad, -2 * act / disk}},
+             0, false);
     }
     const double wtot = ml.weights, kvtot = ml.kv, acttot = ml.hidden_mb * double(ml.ngb);
     lp.row({{wg, wtot / kGiB}, {cg, kvtot / kGiB}, {ag, acttot / kGiB}},
            (double(o.max_vram) - 2 * lc.weight_bytes - double(o.max_vram) * 0.05) / kGiB, true);
     if (o.max_ram > 0)
-      lp.row({{wc, (ml.weights - ml.staging) / kGiB}, {wg, -ml.staging / kGiB}, {cc, ml.kv / kGiB}, {ac, acttot / kGiB}},
+      lp.row({{wc, (ml.weights - ml.staging) / kGiB},
+              {wg, -ml.staging / kGiB},
+              {cc, ml.kv / kGiB},
+              {ac, acttot / kGiB}},
              (double(o.max_ram) - ml.fixed - ml.staging - ml.arena) / kGiB, true);
     const auto x = lp.solve();
     if (!x) continue;
-    auto pct = [&](int j) { return std::floor(std::clamp((*x)[size_t(j)], 0.0, 1.0) * 1000 + 1e-6) / 10; };
+    auto pct = [&](int j) {
+      return std::floor(std::clamp((*x)[size_t(j)], 0.0, 1.0) * 1000 + 1e-6) / 10;
+    };
     Policy p = batch;
-    p.w_gpu = pct(wg), p.w_cpu = pct(wc), p.c_gpu = pct(cg), p.c_cpu = pct(cc), p.a_gpu = pct(ag), p.a_cpu = pct(ac);
+    p.w_gpu = pct(wg), p.w_cpu = pct(wc), p.c_gpu = pct(cg), p.c_cpu = pct(cc), p.a_gpu = pct(ag),
+    p.a_cpu = pct(ac);
     p.cpu_cache_compute = cpu_attn;
     // Step down: device first (to RAM), then RAM (to disk), 1% at a time.
     CostPrediction c = predict_cost_gpu(model, p, w, prof, co);
     for (int guard = 0; guard < 400; ++guard) {
-      const bool vram_over = c.vram_peak > o.max_vram, ram_over = o.max_ram > 0 && c.ram_peak > o.max_ram;
+      const bool vram_over = c.vram_peak > o.max_vram,
+                 ram_over = o.max_ram > 0 && c.ram_peak > o.max_ram;
       if (!vram_over && !ram_over) break;
       if (vram_over) {
         double* s[3] = {&p.w_gpu, &p.c_gpu, &p.a_gpu};
@@ -278,7 +306,8 @@ std::optional<PolicyChoice> solve_gpu(const Model& model, const Policy& batch, c
     }
     if (c.vram_peak > o.max_vram || (o.max_ram > 0 && c.ram_peak > o.max_ram)) continue;
     PolicyChoice pc{p, c, lp.objective(), ""};
-    if (!best || ranking_cost(pc.cost, o.objective) < ranking_cost(best->cost, o.objective)) best = pc;
+    if (!best || ranking_cost(pc.cost, o.objective) < ranking_cost(best->cost, o.objective))
+      best = pc;
   }
   return best;
 }
@@ -297,21 +326,28 @@ Objective parse_objective(const std::string& s) {
   fail("--objective must be throughput or latency, got '{}'", s);
 }
 
-const char* objective_name(Objective o) { return o == Objective::Latency ? "latency" : "throughput"; }
+const char* objective_name(Objective o) {
+  return o == Objective::Latency ? "latency" : "throughput";
+}
 
-std::optional<PolicyChoice> solve_placement(const Model& model, const Policy& batch, const Workload& w,
-                                            const HardwareProfile& prof, const SearchOptions& o) {
+std::optional<PolicyChoice> solve_placement(const Model& model, const Policy& batch,
+                                            const Workload& w, const HardwareProfile& prof,
+                                            const SearchOptions& o) {
   Workload wl = w;
   wl.kv_dtype = batch.compress_cache ? DType::G4 : o.kv_dtype;
   if (o.gpu && o.max_vram > 0) return solve_gpu(model, batch, wl, prof, o);
   return solve_cpu(model, batch, wl, prof, o);
 }
 
-SearchResult search_policy(const Model& model, const Workload& w, const HardwareProfile& prof, const SearchOptions& o) {
-  const int64_t cap = std::max<int64_t>(1, o.objective == Objective::Latency ? std::min(o.max_block, o.latency_max_block)
-                                                                            : o.max_block);
-  const std::vector<int64_t> gbs = o.gpu_batch_size ? std::vector<int64_t>{*o.gpu_batch_size} : powers_upto(cap);
-  const std::vector<int64_t> ngbs = o.num_gpu_batches ? std::vector<int64_t>{*o.num_gpu_batches} : powers_upto(cap);
+SearchResult search_policy(const Model& model, const Workload& w, const HardwareProfile& prof,
+                           const SearchOptions& o) {
+  const int64_t cap = std::max<int64_t>(1, o.objective == Objective::Latency
+                                               ? std::min(o.max_block, o.latency_max_block)
+                                               : o.max_block);
+  const std::vector<int64_t> gbs =
+      o.gpu_batch_size ? std::vector<int64_t>{*o.gpu_batch_size} : powers_upto(cap);
+  const std::vector<int64_t> ngbs =
+      o.num_gpu_batches ? std::vector<int64_t>{*o.num_gpu_batches} : powers_upto(cap);
   // Compressing weights that are already quantized only loses accuracy (G4 is no smaller than a
   // 4-bit block type): the search tries it for float models only.
   uint64_t float_bytes = 0, matrix_bytes = 0;
@@ -325,7 +361,8 @@ SearchResult search_policy(const Model& model, const Workload& w, const Hardware
   const std::vector<bool> cws = o.compress_weight ? std::vector<bool>{*o.compress_weight}
                                 : float_model     ? std::vector<bool>{false, true}
                                                   : std::vector<bool>{false};
-  const std::vector<bool> ccs = o.compress_cache ? std::vector<bool>{*o.compress_cache} : std::vector<bool>{false, true};
+  const std::vector<bool> ccs =
+      o.compress_cache ? std::vector<bool>{*o.compress_cache} : std::vector<bool>{false, true};
   SearchResult r;
   std::vector<PolicyChoice> all;
   for (int64_t g : gbs)
@@ -334,7 +371,8 @@ SearchResult search_policy(const Model& model, const Workload& w, const Hardware
       for (bool cw : cws)
         for (bool cc : ccs) {
           Policy b;
-          b.gpu_batch_size = g, b.num_gpu_batches = n, b.compress_weight = cw, b.compress_cache = cc;
+          b.gpu_batch_size = g, b.num_gpu_batches = n, b.compress_weight = cw,
+          b.compress_cache = cc;
           ++r.candidates;
           if (auto pc = solve_placement(model, b, w, prof, o)) {
             ++r.feasible;
@@ -351,9 +389,12 @@ SearchResult search_policy(const Model& model, const Workload& w, const Hardware
     Workload wl = w;
     wl.kv_dtype = b.compress_cache ? DType::G4 : o.kv_dtype;
     const MemoryPrediction m = mem(model, with_percent(b, 0, 0, 0), wl);
-    fail("no placement fits --max-ram {}: even with every weight, the KV cache and the activations on disk, {} "
-         "sequence(s) need {} ({})",
-         human_bytes(double(o.max_ram)), b.block_size(), human_bytes(double(m.total())), m.describe());
+    fail(
+        "no placement fits --max-ram {}: even with every weight, the KV cache and the activations "
+        "on disk, {} "
+        "sequence(s) need {} ({})",
+        human_bytes(double(o.max_ram)), b.block_size(), human_bytes(double(m.total())),
+        m.describe());
   }
   std::stable_sort(all.begin(), all.end(), [&](const PolicyChoice& a, const PolicyChoice& b) {
     const double ca = ranking_cost(a.cost, o.objective), cb = ranking_cost(b.cost, o.objective);
@@ -361,7 +402,8 @@ SearchResult search_policy(const Model& model, const Workload& w, const Hardware
     return a.cost.ram_peak < b.cost.ram_peak;
   });
   r.best = all.front();
-  for (size_t i = 1; i < all.size() && int(r.runner_ups.size()) < o.runner_ups; ++i) r.runner_ups.push_back(all[i]);
+  for (size_t i = 1; i < all.size() && int(r.runner_ups.size()) < o.runner_ups; ++i)
+    r.runner_ups.push_back(all[i]);
   return r;
 }
 

@@ -26,11 +26,11 @@ Objective parse_objective(const std::string& s);  // "throughput" | "latency"
 const char* objective_name(Objective o);
 
 struct SearchOptions {
-  uint64_t max_ram = 0;     // 0: no RAM budget
-  uint64_t max_vram = 0;    // > 0 with gpu: plan for a device
+  uint64_t max_ram = 0;   // 0: no RAM budget
+  uint64_t max_vram = 0;  // > 0 with gpu: plan for a device
   std::optional<GpuModel> gpu;
   Objective objective = Objective::Throughput;
-  int64_t max_block = 256;  // largest gpu_batch_size x num_gpu_batches tried
+  int64_t max_block = 256;        // largest gpu_batch_size x num_gpu_batches tried
   int64_t latency_max_block = 4;  // batch sizes the latency objective considers
   // Fixed batch shape (run/serve take theirs from the command line); unset: searched.
   std::optional<int64_t> gpu_batch_size, num_gpu_batches;
@@ -60,7 +60,8 @@ SearchResult search_policy(const Model& model, const Workload& w, const Hardware
 
 // One LP for a fixed batch shape and compression (exposed for tests): the placement fractions,
 // rounded and checked. nullopt when even everything on disk does not fit.
-std::optional<PolicyChoice> solve_placement(const Model& model, const Policy& batch, const Workload& w,
-                                            const HardwareProfile& prof, const SearchOptions& o);
+std::optional<PolicyChoice> solve_placement(const Model& model, const Policy& batch,
+                                            const Workload& w, const HardwareProfile& prof,
+                                            const SearchOptions& o);
 
 }  // namespace strata

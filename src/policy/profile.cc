@@ -6,8 +6,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -43,7 +43,9 @@ uint64_t fnv1a(const std::string& s) {
   return h;
 }
 
-std::string checksum_of(const nlohmann::json& body) { return fmt::format("fnv1a64:{:016x}", fnv1a(body.dump())); }
+std::string checksum_of(const nlohmann::json& body) {
+  return fmt::format("fnv1a64:{:016x}", fnv1a(body.dump()));
+}
 
 void make_dirs(const std::string& dir) {
   for (size_t i = 1; i <= dir.size(); ++i)
@@ -54,12 +56,15 @@ void make_dirs(const std::string& dir) {
     }
 }
 
-nlohmann::json optional_number(double v) { return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json optional_number(double v) {
+  return v > 0 ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
 std::string MachineKey::describe() const {
-  return fmt::format("{}, {} cores, {} RAM, disk {}", cpu_model, cores, human_bytes(double(ram_bytes)), disk_device);
+  return fmt::format("{}, {} cores, {} RAM, disk {}", cpu_model, cores,
+                     human_bytes(double(ram_bytes)), disk_device);
 }
 
 MachineKey current_machine_key(const std::string& offload_dir) {
@@ -83,11 +88,14 @@ GpuModel nominal_gpu(const std::string& name) {
   GpuModel g;
   g.name = name;
   if (name == "t4") {
-    g.vram_bytes = uint64_t(16) << 30, g.h2d_gbps = g.d2h_gbps = 12, g.tflops = 65.0 / 2, g.mem_gbps = 300;
+    g.vram_bytes = uint64_t(16) << 30, g.h2d_gbps = g.d2h_gbps = 12, g.tflops = 65.0 / 2,
+    g.mem_gbps = 300;
   } else if (name == "a100") {
-    g.vram_bytes = uint64_t(80) << 30, g.h2d_gbps = g.d2h_gbps = 24, g.tflops = 312.0 / 2, g.mem_gbps = 1800;
+    g.vram_bytes = uint64_t(80) << 30, g.h2d_gbps = g.d2h_gbps = 24, g.tflops = 312.0 / 2,
+    g.mem_gbps = 1800;
   } else if (name == "h100") {
-    g.vram_bytes = uint64_t(80) << 30, g.h2d_gbps = g.d2h_gbps = 50, g.tflops = 756.0 / 2, g.mem_gbps = 2600;
+    g.vram_bytes = uint64_t(80) << 30, g.h2d_gbps = g.d2h_gbps = 50, g.tflops = 756.0 / 2,
+    g.mem_gbps = 2600;
   } else {
     fail("unknown GPU model '{}': use t4, a100 or h100", name);
   }
@@ -141,13 +149,16 @@ nlohmann::json profile_to_json(const HardwareProfile& p) {
   b["threads"] = p.threads;
   b["measure_seconds"] = p.measure_seconds;
   b["measured_at"] = p.measured_at;
-  b["ram"] = {{"read_gbps_by_threads", p.ram_read_gbps}, {"write_gbps_by_threads", p.ram_write_gbps}};
-  b["disk"] = {{"read_gbps", p.disk_read_gbps},
-               {"write_gbps", p.disk_write_gbps},
-               {"sync_read", {{"latency_s", p.disk_sync_read.latency_s}, {"gbps", p.disk_sync_read.gbps}}},
-               {"sync_write", {{"latency_s", p.disk_sync_write.latency_s}, {"gbps", p.disk_sync_write.gbps}}},
-               {"page_cache_write_gbps", p.page_cache_write_gbps},
-               {"page_cache_read_gbps", p.page_cache_read_gbps}};
+  b["ram"] = {{"read_gbps_by_threads", p.ram_read_gbps},
+              {"write_gbps_by_threads", p.ram_write_gbps}};
+  b["disk"] = {
+      {"read_gbps", p.disk_read_gbps},
+      {"write_gbps", p.disk_write_gbps},
+      {"sync_read", {{"latency_s", p.disk_sync_read.latency_s}, {"gbps", p.disk_sync_read.gbps}}},
+      {"sync_write",
+       {{"latency_s", p.disk_sync_write.latency_s}, {"gbps", p.disk_sync_write.gbps}}},
+      {"page_cache_write_gbps", p.page_cache_write_gbps},
+      {"page_cache_read_gbps", p.page_cache_read_gbps}};
   json mm = json::object();
   for (const auto& m : p.matmul) {
     json batched = json::object();
@@ -160,7 +171,10 @@ nlohmann::json profile_to_json(const HardwareProfile& p) {
   json at = json::object();
   for (const auto& a : p.attention)
     at[dtype_name(a.kv)] = {{"decode_gbps", a.decode_gbps}, {"prefill_gflops", a.prefill_gflops}};
-  b["cpu"] = {{"dispatch_seconds", p.dispatch_s}, {"matmul", mm}, {"attention", at}};
+  b["cpu"] = {{"dispatch_seconds", p.dispatch_s},
+              {"compute_under_io", p.compute_under_io},
+              {"matmul", mm},
+              {"attention", at}};
   // Measured on a machine with a device; the fields exist either way.
   const GpuModel g = p.gpu.value_or(GpuModel{});
   b["gpu"] = {{"present", p.gpu.has_value()},
@@ -177,14 +191,17 @@ nlohmann::json profile_to_json(const HardwareProfile& p) {
 
 HardwareProfile profile_from_json(const nlohmann::json& j) {
   if (!j.is_object()) fail("not a JSON object");
-  if (!j.contains("format") || j["format"] != "strata-hardware-profile") fail("not a strata hardware profile");
+  if (!j.contains("format") || j["format"] != "strata-hardware-profile")
+    fail("not a strata hardware profile");
   if (!j.contains("version") || !j["version"].is_number_integer()) fail("no format version");
   const int v = j["version"].get<int>();
-  if (v != HardwareProfile::kVersion) fail("format version {} (this strata uses {})", v, HardwareProfile::kVersion);
+  if (v != HardwareProfile::kVersion)
+    fail("format version {} (this strata uses {})", v, HardwareProfile::kVersion);
   if (!j.contains("checksum") || !j["checksum"].is_string()) fail("no checksum");
   nlohmann::json body = j;
   body.erase("checksum");
-  if (j["checksum"].get<std::string>() != checksum_of(body)) fail("checksum mismatch (the file was modified or damaged)");
+  if (j["checksum"].get<std::string>() != checksum_of(body))
+    fail("checksum mismatch (the file was modified or damaged)");
   HardwareProfile p;
   try {
     const auto& m = j.at("machine");
@@ -202,19 +219,25 @@ HardwareProfile profile_from_json(const nlohmann::json& j) {
     const auto& d = j.at("disk");
     p.disk_read_gbps = d.at("read_gbps").get<double>();
     p.disk_write_gbps = d.at("write_gbps").get<double>();
-    p.disk_sync_read = {d.at("sync_read").at("latency_s").get<double>(), d.at("sync_read").at("gbps").get<double>()};
-    p.disk_sync_write = {d.at("sync_write").at("latency_s").get<double>(), d.at("sync_write").at("gbps").get<double>()};
+    p.disk_sync_read = {d.at("sync_read").at("latency_s").get<double>(),
+                        d.at("sync_read").at("gbps").get<double>()};
+    p.disk_sync_write = {d.at("sync_write").at("latency_s").get<double>(),
+                         d.at("sync_write").at("gbps").get<double>()};
     p.page_cache_write_gbps = d.at("page_cache_write_gbps").get<double>();
     p.page_cache_read_gbps = d.at("page_cache_read_gbps").get<double>();
     const auto& c = j.at("cpu");
     p.dispatch_s = c.at("dispatch_seconds").get<double>();
+    p.compute_under_io = c.at("compute_under_io").get<double>();
+    if (!(p.compute_under_io >= 1.0 && p.compute_under_io < 10.0))
+      fail("compute_under_io {} is out of range", p.compute_under_io);
     for (const auto& [name, e] : c.at("matmul").items()) {
       MatmulRate r;
       const auto t = dtype_from_name(name);
       if (!t) fail("unknown weight type '{}'", name);
       r.type = *t;
       r.decode_gbps = e.at("decode_gbps").get<double>();
-      for (const auto& [n, g] : e.at("batched_gbps").items()) r.batched_gbps[std::stoll(n)] = g.get<double>();
+      for (const auto& [n, g] : e.at("batched_gbps").items())
+        r.batched_gbps[std::stoll(n)] = g.get<double>();
       r.prefill_tokens = e.at("prefill_tokens").get<int64_t>();
       r.prefill_gflops = e.at("prefill_gflops").get<double>();
       p.matmul.push_back(r);
@@ -273,7 +296,8 @@ std::string default_profile_dir(const std::string& offload_dir) {
   return d;
 }
 
-std::optional<HardwareProfile> read_cached_profile(const std::string& path, const MachineKey& key, std::string* why) {
+std::optional<HardwareProfile> read_cached_profile(const std::string& path, const MachineKey& key,
+                                                   std::string* why) {
   if (!file_exists(path)) {
     if (why) *why = "no cached profile";
     return std::nullopt;
@@ -287,7 +311,9 @@ std::optional<HardwareProfile> read_cached_profile(const std::string& path, cons
       fail("it is not valid JSON (truncated or damaged)");
     }
     HardwareProfile p = profile_from_json(j);
-    if (!(p.key == key)) fail("it was measured on another machine ({}; this one: {})", p.key.describe(), key.describe());
+    if (!(p.key == key))
+      fail("it was measured on another machine ({}; this one: {})", p.key.describe(),
+           key.describe());
     return p;
   } catch (const Error& e) {
     if (why) *why = e.what();
@@ -325,12 +351,14 @@ void measure_in_child(const ProfileOptions& o, const std::string& path) {
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("measuring this machine failed (see above)");
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail("measuring this machine failed (see above)");
 }
 
 }  // namespace
 
-ProfileResult load_or_measure_profile(const ProfileOptions& o, bool force, const ProfileMeasurer& measure,
+ProfileResult load_or_measure_profile(const ProfileOptions& o, bool force,
+                                      const ProfileMeasurer& measure,
                                       const std::string& cache_dir) {
   ProfileResult r;
   const std::string dir = default_profile_dir(o.offload_dir);
@@ -348,10 +376,11 @@ ProfileResult load_or_measure_profile(const ProfileOptions& o, bool force, const
     }
     r.rebuilt_because = why;
     if (why != "no cached profile")
-      std::fprintf(stderr, "strata: the hardware profile %s is not usable: %s; measuring again\n", r.path.c_str(),
-                   why.c_str());
+      std::fprintf(stderr, "strata: the hardware profile %s is not usable: %s; measuring again\n",
+                   r.path.c_str(), why.c_str());
     else if (o.progress)
-      std::fprintf(stderr, "strata: no hardware profile for this machine yet: measuring it once (%s)\n",
+      std::fprintf(stderr,
+                   "strata: no hardware profile for this machine yet: measuring it once (%s)\n",
                    o.quick ? "quick" : "under a minute");
   }
   ProfileOptions mo = o;

@@ -42,7 +42,7 @@ struct MatmulRate {
   double decode_gbps = 0;                  // n_tok = 1
   std::map<int64_t, double> batched_gbps;  // n_tok -> weight bytes / time (n_tok 2..64)
   int64_t prefill_tokens = 256;
-  double prefill_gflops = 0;               // 2 * rows * cols * n_tok / time at prefill_tokens
+  double prefill_gflops = 0;  // 2 * rows * cols * n_tok / time at prefill_tokens
 };
 
 // Attention over the KV cache with one KV element type. decode: bytes of (n_head * head_dim)
@@ -74,25 +74,30 @@ struct GpuModel {
 GpuModel nominal_gpu(const std::string& name);
 
 struct HardwareProfile {
-  static constexpr int kVersion = 1;
+  static constexpr int kVersion = 2;  // 2: compute_under_io
   MachineKey key;
   std::string offload_dir;
   bool quick = false;  // measured with small sizes (tests); rates are rough
   int threads = 0;     // thread count the CPU rates were measured with
   double measure_seconds = 0;
-  std::string measured_at;  // UTC, ISO 8601
+  std::string measured_at;                            // UTC, ISO 8601
   std::vector<double> ram_read_gbps, ram_write_gbps;  // [threads - 1]
   double disk_read_gbps = 0, disk_write_gbps = 0;     // sequential streaming, O_DIRECT
   SyncIo disk_sync_read, disk_sync_write;             // one request at a time (KV staging)
-  double page_cache_write_gbps = 0, page_cache_read_gbps = 0;  // buffered file I/O (activation spills)
+  double page_cache_write_gbps = 0,
+         page_cache_read_gbps = 0;  // buffered file I/O (activation spills)
   double dispatch_s = 0;  // one thread-pool job: the fixed cost of every parallel kernel call
+  // How much longer compute-bound matmuls take while the disk streams at full speed (>= 1): the
+  // CPU time of completing reads and the memory traffic of the transfers are taken from the
+  // cores. Measured with F16 at 64 tokens against a DirectReader stream of the offload disk.
+  double compute_under_io = 1.0;
   std::vector<MatmulRate> matmul;
   std::vector<AttentionRate> attention;
   std::optional<GpuModel> gpu;  // measured device; empty without one
 
   const MatmulRate& matmul_rate(DType t) const;  // nearest measured type when t was not measured
   const AttentionRate& attention_rate(DType kv) const;
-  double ram_read(int threads) const;   // clamps to the measured range
+  double ram_read(int threads) const;  // clamps to the measured range
   double ram_write(int threads) const;
 };
 
@@ -106,7 +111,7 @@ struct ProfileOptions {
   bool quick = false;       // small sizes, a few seconds (tests, first runs in CI)
   int threads = 0;          // 0: all cores
   bool progress = true;
-  bool isolate = false;     // measure in a child process: this process's peak RSS stays as it is
+  bool isolate = false;  // measure in a child process: this process's peak RSS stays as it is
 };
 
 // Runs every measurement (under 60 s on a desktop, a few seconds with quick).

@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <random>
@@ -31,7 +31,9 @@ namespace strata {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -65,7 +67,8 @@ double measure_ram_write(ThreadPool& pool, size_t bytes, int reps, int threads) 
 int open_tmp(const std::string& dir, bool direct) {
   int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC | (direct ? O_DIRECT : 0), 0600);
   if (fd < 0 && direct) fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0) fail("cannot create a temporary file in '{}' for the disk test: {}", dir, std::strerror(errno));
+  if (fd < 0)
+    fail("cannot create a temporary file in '{}' for the disk test: {}", dir, std::strerror(errno));
   return fd;
 }
 
@@ -75,7 +78,8 @@ void full_io(bool write, int fd, uint8_t* p, size_t n, uint64_t off, const std::
     const ssize_t r = write ? ::pwrite(fd, p + done, n - done, off_t(off + done))
                             : ::pread(fd, p + done, n - done, off_t(off + done));
     if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) fail("disk test in '{}' failed: {}", dir, r < 0 ? std::strerror(errno) : "short transfer");
+    if (r <= 0)
+      fail("disk test in '{}' failed: {}", dir, r < 0 ? std::strerror(errno) : "short transfer");
     done += size_t(r);
   }
 }
@@ -119,7 +123,8 @@ void measure_sync_io(const std::string& dir, uint64_t total, SyncIo& rd, SyncIo&
 }
 
 // Buffered writes and reads of a temporary file: where activations spilled to disk go first.
-void measure_page_cache(const std::string& dir, size_t total, double& write_gbps, double& read_gbps) {
+void measure_page_cache(const std::string& dir, size_t total, double& write_gbps,
+                        double& read_gbps) {
   const int fd = open_tmp(dir, false);
   const size_t chunk = size_t(4) << 20;
   AlignedBuffer buf(chunk);
@@ -128,10 +133,12 @@ void measure_page_cache(const std::string& dir, size_t total, double& write_gbps
   try {
     for (int rep = 0; rep < 3; ++rep) {
       auto t0 = Clock::now();
-      for (size_t off = 0; off < total; off += chunk) full_io(true, fd, buf.data(), chunk, off, dir);
+      for (size_t off = 0; off < total; off += chunk)
+        full_io(true, fd, buf.data(), chunk, off, dir);
       w.push_back(double(total) / since(t0) / 1e9);
       t0 = Clock::now();
-      for (size_t off = 0; off < total; off += chunk) full_io(false, fd, buf.data(), chunk, off, dir);
+      for (size_t off = 0; off < total; off += chunk)
+        full_io(false, fd, buf.data(), chunk, off, dir);
       r.push_back(double(total) / since(t0) / 1e9);
     }
   } catch (...) {
@@ -149,7 +156,9 @@ double measure_dispatch(ThreadPool& pool, int reps) {
   for (int rep = 0; rep < 5; ++rep) {
     const auto t0 = Clock::now();
     for (int i = 0; i < reps; ++i)
-      pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e) { sink.fetch_add(e - b, std::memory_order_relaxed); });
+      pool.parallel_for(pool.size(), 1, [&](int64_t b, int64_t e) {
+        sink.fetch_add(e - b, std::memory_order_relaxed);
+      });
     t.push_back(since(t0) / reps);
   }
   return median(t);
@@ -191,7 +200,8 @@ SynthMatrices make_matrices(DType t, int64_t rows, int64_t cols, uint64_t workin
       std::memcpy(unit.data(), src.data(), size_t(rb));
     } else if (t == DType::F16 || t == DType::BF16) {
       auto* h = reinterpret_cast<uint16_t*>(unit.data());
-      for (int64_t i = 0; i < cols; ++i) h[i] = t == DType::F16 ? f32_to_fp16(src[size_t(i)]) : f32_to_bf16(src[size_t(i)]);
+      for (int64_t i = 0; i < cols; ++i)
+        h[i] = t == DType::F16 ? f32_to_fp16(src[size_t(i)]) : f32_to_bf16(src[size_t(i)]);
     } else {
       const QuantKernels* q = quant_kernels(t);
       if (!q) fail("profile: no kernels for {}", dtype_name(t));
@@ -210,8 +220,8 @@ SynthMatrices make_matrices(DType t, int64_t rows, int64_t cols, uint64_t workin
 }
 
 // Median seconds of one matmul with n_tok tokens, rotating over the copies.
-double time_matmul(ThreadPool& pool, const SynthMatrices& m, int64_t n_tok, int calls, const std::vector<float>& x,
-                   std::vector<float>& y) {
+double time_matmul(ThreadPool& pool, const SynthMatrices& m, int64_t n_tok, int calls,
+                   const std::vector<float>& x, std::vector<float>& y) {
   matmul(pool, m.view(0), x.data(), n_tok, y.data());  // warm-up: thread-local buffers, code
   std::vector<double> t;
   for (int i = 0; i < calls; ++i) {
@@ -223,7 +233,8 @@ double time_matmul(ThreadPool& pool, const SynthMatrices& m, int64_t n_tok, int 
   return median(t);
 }
 
-MatmulRate measure_matmul(ThreadPool& pool, DType type, int64_t n, uint64_t working_set, bool quick) {
+MatmulRate measure_matmul(ThreadPool& pool, DType type, int64_t n, uint64_t working_set,
+                          bool quick) {
   SynthMatrices m = make_matrices(type, n, n, working_set);
   MatmulRate r;
   r.type = type;
@@ -234,15 +245,17 @@ MatmulRate measure_matmul(ThreadPool& pool, DType type, int64_t n, uint64_t work
   r.decode_gbps = double(m.bytes) / time_matmul(pool, m, 1, std::max(m.copies, 8), x, y) / 1e9;
   for (int64_t t : {2, 4, 8, 16, 32, 64}) {
     if (t >= r.prefill_tokens) break;
-    const int calls = t <= 8 ? std::clamp(m.copies, 3, 8) : 3;
+    // Medians of at least 5 calls: on a shared machine single calls vary by 10-20%.
+    const int calls = t <= 8 ? std::clamp(m.copies, 5, 8) : 5;
     r.batched_gbps[t] = double(m.bytes) / time_matmul(pool, m, t, calls, x, y) / 1e9;
   }
-  const double s = time_matmul(pool, m, r.prefill_tokens, quick ? 1 : 3, x, y);
+  const double s = time_matmul(pool, m, r.prefill_tokens, quick ? 1 : 5, x, y);
   r.prefill_gflops = 2.0 * double(n) * double(n) * double(r.prefill_tokens) / s / 1e9;
   return r;
 }
 
-AttentionRate measure_attention(ThreadPool& pool, DType kv, int64_t n_head, int64_t ctx, int64_t n_prefill) {
+AttentionRate measure_attention(ThreadPool& pool, DType kv, int64_t n_head, int64_t ctx,
+                                int64_t n_prefill) {
   const int64_t hd = 128, row = n_head * hd, bt = 32;
   const int64_t rb = kv == DType::G4 ? g4_kv_row_bytes(row) : row * (kv == DType::F32 ? 4 : 2);
   const int64_t nblk = (std::max(ctx, n_prefill) + bt - 1) / bt;
@@ -250,11 +263,15 @@ AttentionRate measure_attention(ThreadPool& pool, DType kv, int64_t n_head, int6
   AlignedBuffer buf(size_t(copies * 2 * nblk * bt * rb));
   const std::vector<float> src = random_floats(size_t(row), 3);
   std::vector<uint8_t> r(static_cast<size_t>(rb));
-  if (kv == DType::F32) std::memcpy(r.data(), src.data(), size_t(rb));
+  if (kv == DType::F32)
+    std::memcpy(r.data(), src.data(), size_t(rb));
   else if (kv == DType::F16)
-    for (int64_t i = 0; i < row; ++i) reinterpret_cast<uint16_t*>(r.data())[i] = f32_to_fp16(src[size_t(i)]);
-  else g4_quantize_kv_row(src.data(), row, r.data());
-  for (int64_t i = 0; i < copies * 2 * nblk * bt; ++i) std::memcpy(buf.data() + i * rb, r.data(), size_t(rb));
+    for (int64_t i = 0; i < row; ++i)
+      reinterpret_cast<uint16_t*>(r.data())[i] = f32_to_fp16(src[size_t(i)]);
+  else
+    g4_quantize_kv_row(src.data(), row, r.data());
+  for (int64_t i = 0; i < copies * 2 * nblk * bt; ++i)
+    std::memcpy(buf.data() + i * rb, r.data(), size_t(rb));
   std::vector<std::vector<const void*>> kb(copies), vb(copies);
   for (int c = 0; c < copies; ++c)
     for (int64_t b = 0; b < nblk; ++b) {
@@ -320,17 +337,18 @@ HardwareProfile measure_profile(const ProfileOptions& o) {
   p.quick = o.quick;
   p.threads = o.threads > 0 ? o.threads : ThreadPool::default_threads();
   ThreadPool pool(p.threads);
-  const std::vector<DType> types = {DType::F16, DType::BF16, DType::F32, DType::Q8_0,
+  const std::vector<DType> types = {DType::F16,  DType::BF16, DType::F32,  DType::Q8_0,
                                     DType::Q4_0, DType::Q4_K, DType::Q6_K, DType::G4};
   const std::vector<DType> kv_types = {DType::F32, DType::F16, DType::G4};
-  const int steps = 2 * p.threads + 4 + int(types.size()) + int(kv_types.size());
+  const int steps = 2 * p.threads + 5 + int(types.size()) + int(kv_types.size());
   // One line per stage; the probes' own progress lines are silenced so they do not interleave.
   const bool show = o.progress && was;
   Progress::set_enabled(false);
   int done = 0;
   auto step = [&](const std::string& what) {
     ++done;
-    if (show) std::fprintf(stderr, "profile [%2d/%d] %5.1fs  %s\n", done, steps, since(t0), what.c_str());
+    if (show)
+      std::fprintf(stderr, "profile [%2d/%d] %5.1fs  %s\n", done, steps, since(t0), what.c_str());
   };
   try {
     const size_t ram = o.quick ? size_t(32) << 20 : size_t(512) << 20;
@@ -340,13 +358,15 @@ HardwareProfile measure_profile(const ProfileOptions& o) {
       p.ram_write_gbps.push_back(measure_ram_write(pool, ram, o.quick ? 2 : 4, t));
       step(fmt::format("RAM write, {} thread(s): {:.1f} GB/s", t, p.ram_write_gbps.back()));
     }
-    const DiskBandwidth d = measure_disk_bandwidth(p.offload_dir, o.quick ? uint64_t(64) << 20 : uint64_t(1) << 30);
+    const DiskBandwidth d =
+        measure_disk_bandwidth(p.offload_dir, o.quick ? uint64_t(64) << 20 : uint64_t(1) << 30);
     p.disk_read_gbps = d.read_gbps, p.disk_write_gbps = d.write_gbps;
     step(fmt::format("disk read {:.2f} GB/s, write {:.2f} GB/s", d.read_gbps, d.write_gbps));
-    measure_sync_io(p.offload_dir, o.quick ? uint64_t(8) << 20 : uint64_t(64) << 20, p.disk_sync_read, p.disk_sync_write);
+    measure_sync_io(p.offload_dir, o.quick ? uint64_t(8) << 20 : uint64_t(64) << 20,
+                    p.disk_sync_read, p.disk_sync_write);
     step("disk, one request at a time");
-    measure_page_cache(p.offload_dir, o.quick ? size_t(8) << 20 : size_t(64) << 20, p.page_cache_write_gbps,
-                       p.page_cache_read_gbps);
+    measure_page_cache(p.offload_dir, o.quick ? size_t(8) << 20 : size_t(64) << 20,
+                       p.page_cache_write_gbps, p.page_cache_read_gbps);
     step("page cache");
     p.dispatch_s = measure_dispatch(pool, o.quick ? 200 : 2000);
     step("thread pool");
@@ -357,8 +377,24 @@ HardwareProfile measure_profile(const ProfileOptions& o) {
       step(fmt::format("matmul {}: {:.1f} GB/s decode, {:.0f} GFLOP/s prefill", dtype_name(t),
                        p.matmul.back().decode_gbps, p.matmul.back().prefill_gflops));
     }
+    {
+      // Compute while the disk streams, against compute alone (F16, 64 tokens: a compute-bound
+      // batched decode step).
+      const SynthMatrices m = make_matrices(DType::F16, n, n, ws);
+      const std::vector<float> x = random_floats(size_t(n * 64), 13);
+      std::vector<float> y(size_t(n * 64));
+      const int calls = o.quick ? 3 : 9;
+      const double alone = time_matmul(pool, m, 64, calls, x, y);
+      const double under =
+          run_during_disk_reads(p.offload_dir, o.quick ? uint64_t(64) << 20 : uint64_t(512) << 20,
+                                [&] { return time_matmul(pool, m, 64, calls, x, y); });
+      p.compute_under_io = std::clamp(under / alone, 1.0, 5.0);
+      step(fmt::format("compute while the disk streams: {:.2f}x the time alone",
+                       p.compute_under_io));
+    }
     for (DType kv : kv_types) {
-      p.attention.push_back(measure_attention(pool, kv, o.quick ? 8 : 32, o.quick ? 256 : 1024, o.quick ? 64 : 256));
+      p.attention.push_back(
+          measure_attention(pool, kv, o.quick ? 8 : 32, o.quick ? 256 : 1024, o.quick ? 64 : 256));
       step(fmt::format("attention, {} cache", dtype_name(kv)));
     }
   } catch (...) {

@@ -7,7 +7,9 @@
 
 namespace strata {
 
-uint64_t slot_bytes(uint64_t bytes) { return (bytes + 2 * 4096 + 4095) / 4096 * 4096; }
+uint64_t slot_bytes(uint64_t bytes) {
+  return (bytes + 2 * 4096 + 4095) / 4096 * 4096;
+}
 
 uint64_t WeightPlan::resident_bytes() const {
   uint64_t n = 0;

@@ -21,8 +21,8 @@ struct PlannedTensor {
   Tier tier = Tier::Host;
   DType dtype = DType::F32;  // as computed with (G4 when compressed)
   std::vector<int64_t> shape;
-  uint64_t bytes = 0;        // in that form
-  bool converted = false;    // differs from the file's bytes (compressed or rearranged)
+  uint64_t bytes = 0;      // in that form
+  bool converted = false;  // differs from the file's bytes (compressed or rearranged)
 };
 
 struct WeightPlan {
@@ -32,10 +32,10 @@ struct WeightPlan {
   int embd_unit() const { return n_layers + 1; }
   uint64_t resident_bytes() const;
   uint64_t disk_bytes() const;
-  uint64_t unit_disk_bytes(int unit) const;   // as laid out in a staging slot (aligned)
+  uint64_t unit_disk_bytes(int unit) const;  // as laid out in a staging slot (aligned)
   uint64_t max_unit_disk_bytes() const;
-  uint64_t streamed_bytes_per_pass() const;   // disk bytes of units 0..L
-  bool needs_offload_file() const;            // some disk tensor must be converted first
+  uint64_t streamed_bytes_per_pass() const;  // disk bytes of units 0..L
+  bool needs_offload_file() const;           // some disk tensor must be converted first
   const PlannedTensor* find(const std::string& name) const;
 };
 
