@@ -73,9 +73,10 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   m.workspace = static_cast<uint64_t>(per_tok * mb_tokens) * 4;
   const double ram_mbs = std::ceil(double(p.num_gpu_batches) * p.a_cpu / 100.0 - 1e-9);
   m.hidden = static_cast<uint64_t>(std::max(1.0, ram_mbs) * double(mb_tokens * h.n_embd) * 4);
-  // Logits per micro-batch plus the step's concatenation; the head's selected hidden rows.
-  m.logits =
-      static_cast<uint64_t>(seqs * h.n_vocab) * 4 * 2 + static_cast<uint64_t>(seqs * h.n_embd) * 8;
+  // The step's logits for every sequence plus one micro-batch's part being appended to them
+  // (Executor::forward); the head's selected hidden rows.
+  m.logits = static_cast<uint64_t>((seqs + p.gpu_batch_size) * h.n_vocab) * 4 +
+             static_cast<uint64_t>(seqs * h.n_embd) * 8;
   // Thread stacks and allocator bookkeeping; per thread, the widened f32 row block the prefill
   // GEMM multiplies (prefill_tile_bytes, ops/matmul.h) and OpenBLAS's packing buffers; the
   // activations quantized to Q8 for the fused integer dot products.
