@@ -39,54 +39,32 @@ constexpr int64_t kQuantGemmMinTokens = 16;  // quantized weights: see matmul()
 constexpr int64_t kGemmRowBlock = kPrefillRowBlock;  // rows widened per sgemm call (256 measured
                                                      // 1.24x faster pp512 than 64: less repacking)
 
-void widen_rows(const Tensor& w, int64_t r0, int64_t nr, float* dst) {
+// Columns [c, c + nk) of rows [r0, r0 + nr) as f32, nk floats per row. For block types c and nk
+// are multiples of the block size (prefill_k_chunk's 256 columns are, for every type); G4 (groups
+// along the rows) widens whole rows only.
+void widen(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float* dst) {
   const FloatKernels& fk = float_kernels();
-  const int64_t k = w.cols();
   if (w.dtype == DType::G4) {
-    for (int64_t i = 0; i < nr; ++i) g4_dequantize_row(w.data, w.rows(), k, r0 + i, dst + i * k);
+    if (c != 0 || nk != w.cols()) fail("matmul: G4 weights widen whole rows only");
+    for (int64_t i = 0; i < nr; ++i) g4_dequantize_row(w.data, w.rows(), nk, r0 + i, dst + i * nk);
     return;
   }
-  const uint8_t* base = static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes();
-  for (int64_t i = 0; i < nr; ++i) {
-    const uint8_t* row = base + i * w.row_bytes();
-    float* out = dst + i * k;
-    switch (w.dtype) {
-      case DType::F32:
-        std::copy_n(reinterpret_cast<const float*>(row), k, out);
-        break;
-      case DType::F16:
-        fk.f16_to_f32(k, reinterpret_cast<const uint16_t*>(row), out);
-        break;
-      case DType::BF16:
-        fk.bf16_to_f32(k, reinterpret_cast<const uint16_t*>(row), out);
-        break;
-      default: {
-        const QuantKernels* q = quant_kernels(w.dtype);
-        if (!q) fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
-        q->dequantize_row(row, out, k);
-      }
-    }
-  }
-}
-
-// Columns [c, c + nk) of rows [r0, r0 + nr) as f32, nk per row; c and nk are multiples of 256,
-// so a chunk starts and ends on a block boundary of every block type.
-void widen_cols(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float* dst) {
-  const FloatKernels& fk = float_kernels();
+  const QuantKernels* q = is_float_type(w.dtype) ? nullptr : quant_kernels(w.dtype);
+  if (!is_float_type(w.dtype) && !q)
+    fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
   const uint8_t* base =
       static_cast<const uint8_t*>(w.data) + r0 * w.row_bytes() + row_bytes(w.dtype, c);
-  const QuantKernels* q = is_float_type(w.dtype) ? nullptr : quant_kernels(w.dtype);
   for (int64_t i = 0; i < nr; ++i) {
     const uint8_t* src = base + i * w.row_bytes();
     float* out = dst + i * nk;
-    if (w.dtype == DType::F16)
+    if (w.dtype == DType::F32)
+      std::copy_n(reinterpret_cast<const float*>(src), nk, out);
+    else if (w.dtype == DType::F16)
       fk.f16_to_f32(nk, reinterpret_cast<const uint16_t*>(src), out);
     else if (w.dtype == DType::BF16)
       fk.bf16_to_f32(nk, reinterpret_cast<const uint16_t*>(src), out);
-    else if (q)
-      q->dequantize_row(src, out, nk);
     else
-      fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
+      q->dequantize_row(src, out, nk);
   }
 }
 
@@ -135,10 +113,16 @@ void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_t
 // A few tokens with half-precision weights: the register-blocked kernel reads each weight row
 // once from memory for all tokens (widening to f32 for sgemm would write and re-read the whole
 // matrix, 3x slower at 16 tokens). Threads split blocks of four rows.
-void float_few(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
-               const float* bias) {
+using FewKernel = decltype(FloatKernels::gemm_few_f16);
+
+// The few-token kernel for this weight type on this CPU, or nullptr.
+FewKernel few_kernel(DType t) {
   const FloatKernels& fk = float_kernels();
-  auto gemm = w.dtype == DType::F16 ? fk.gemm_few_f16 : fk.gemm_few_bf16;
+  return t == DType::F16 ? fk.gemm_few_f16 : t == DType::BF16 ? fk.gemm_few_bf16 : nullptr;
+}
+
+void float_few(ThreadPool& pool, FewKernel gemm, const Tensor& w, const float* x, int64_t n_tok,
+               float* y, const float* bias) {
   const int64_t n_out = w.rows(), k = w.cols(), ld = w.row_bytes() / 2;
   const auto* base = static_cast<const uint16_t*>(w.data);
   const int64_t blocks = (n_out + 3) / 4;
@@ -149,11 +133,6 @@ void float_few(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok,
       for (int64_t t = 0; t < n_tok; ++t)
         for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];
   });
-}
-
-bool has_few_kernel(DType t) {
-  const FloatKernels& fk = float_kernels();
-  return (t == DType::F16 && fk.gemm_few_f16) || (t == DType::BF16 && fk.gemm_few_bf16);
 }
 
 // Prefill: row blocks of the weight are widened to f32 (once per block, shared by every token)
@@ -188,13 +167,9 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
         if (w.dtype == DType::F32) {
           wf = static_cast<const float*>(w.data) + r0 * k + c;
           ldw = k;
-        } else if (nk == k) {
-          tile.resize(static_cast<size_t>(nr * k));
-          widen_rows(w, r0, nr, tile.data());
-          wf = tile.data();
         } else {
           tile.resize(static_cast<size_t>(nr * nk));
-          widen_cols(w, r0, nr, c, nk, tile.data());
+          widen(w, r0, nr, c, nk, tile.data());
           wf = tile.data();
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
@@ -260,8 +235,9 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
             const float* bias) {
   if (w.dtype == DType::G4) return g4_matmul(pool, w, x, n_tok, y, bias);
   if (is_float_type(w.dtype)) {
-    if (n_tok > 1 && n_tok < kFewMaxTokens && has_few_kernel(w.dtype))
-      float_few(pool, w, x, n_tok, y, bias);
+    const FewKernel few = few_kernel(w.dtype);
+    if (n_tok > 1 && n_tok < kFewMaxTokens && few)
+      float_few(pool, few, w, x, n_tok, y, bias);
     else if (n_tok >= kGemmMinTokens)
       float_gemm(pool, w, x, n_tok, y, bias);
     else
@@ -278,7 +254,7 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
 }
 
 void get_row(const Tensor& w, int64_t r, float* out) {
-  widen_rows(w, r, 1, out);
+  widen(w, r, 1, 0, w.cols(), out);
 }
 
 }  // namespace strata::cpu
