@@ -635,7 +635,10 @@ TEST(ServerOptions, ServesWithWeightsStreamedFromDisk) {
 }
 
 TEST(ServerOptions, ApiKeyAndQueueLimit) {
-  ServerProcess srv({"--api-key", "sekret", "--parallel", "1", "--queue-limit", "1"});
+  // Steps slowed to 20 ms: the two held streams cannot finish before the test has seen both in
+  // flight, however fast the machine or however loaded by other tests.
+  ServerProcess srv({"--api-key", "sekret", "--parallel", "1", "--queue-limit", "1"},
+                    {"STRATA_SERVE_TEST_STEP_DELAY_MS=20"});
   ASSERT_TRUE(srv.wait_ready()) << srv.log();
   const std::string body = json{{"prompt", "Once"}, {"max_tokens", 3}}.dump();
   expect_error(post(srv, "/v1/completions", body), 401, "", "invalid_api_key");

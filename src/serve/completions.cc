@@ -130,9 +130,9 @@ bool all_finished(const std::vector<ChoiceState>& cs) {
 // back when both the handler and the scheduler are done with it.
 std::shared_ptr<Channel> open_channel(ServerState& st, int n_choices) {
   const int64_t limit = int64_t(st.opts.parallel) + st.opts.queue_limit;
-  const int64_t now = ++st.in_flight;
+  const int64_t now = st.metrics.add_in_flight(1);
   if (now > limit) {
-    st.metrics.set_in_flight(--st.in_flight);
+    st.metrics.add_in_flight(-1);
     throw ApiError(
         429,
         fmt::format("The server is overloaded: {} requests are running or queued (limit {}). "
@@ -140,9 +140,8 @@ std::shared_ptr<Channel> open_channel(ServerState& st, int n_choices) {
                     now - 1, limit),
         "rate_limit_error", "", "queue_full");
   }
-  st.metrics.set_in_flight(now);
   ServerState* s = &st;
-  return std::make_shared<Channel>(n_choices, [s] { s->metrics.set_in_flight(--s->in_flight); });
+  return std::make_shared<Channel>(n_choices, [s] { s->metrics.add_in_flight(-1); });
 }
 
 void respond_whole(ServerState& st, Prepared& p, std::shared_ptr<Channel> ch, int fd,

@@ -50,9 +50,10 @@ void Metrics::set_engine(const EngineGauges& g) {
   engine_ = g;
 }
 
-void Metrics::set_in_flight(int64_t n) {
+int64_t Metrics::add_in_flight(int64_t delta) {
   std::lock_guard<std::mutex> lk(mu_);
-  in_flight_ = n;
+  in_flight_ += delta;
+  return in_flight_;
 }
 
 void Metrics::set_ready(bool ready) {

@@ -26,7 +26,9 @@ class Metrics {
   void add_prompt_tokens(int64_t n);
   void add_generated_tokens(int64_t n);
   void set_engine(const EngineGauges& g);
-  void set_in_flight(int64_t n);
+  // Adds delta to the requests in flight and returns the new count (one lock: the gauge never
+  // shows a stale count when handlers race).
+  int64_t add_in_flight(int64_t delta);
   void set_ready(bool ready);
   std::string render();
 

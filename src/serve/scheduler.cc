@@ -175,6 +175,11 @@ void Scheduler::load() {
 
 void Scheduler::loop() {
   Engine& engine = loaded_->eng();
+  // Test hook: slow every step down so tests can hold requests in flight for as long as they
+  // need, whatever the machine's speed.
+  std::chrono::milliseconds step_delay{0};
+  if (const char* d = std::getenv("STRATA_SERVE_TEST_STEP_DELAY_MS"))
+    step_delay = std::chrono::milliseconds(std::atoll(d));
   for (;;) {
     std::vector<Job> jobs;
     std::vector<std::shared_ptr<Channel>> cancels;
@@ -204,6 +209,10 @@ void Scheduler::loop() {
         fail_all(std::string("generation failed: ") + e.what());
       }
       dispatch(events);
+      if (step_delay.count() > 0) {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait_for(lk, step_delay, [&] { return stop_; });
+      }
     }
     publish_gauges();
   }

@@ -1,7 +1,6 @@
 // State shared by the HTTP handlers: options, metrics, the scheduler and the count of
 // generation requests being served (for --queue-limit).
 #pragma once
-#include <atomic>
 #include <cstdint>
 
 #include "serve/api_error.h"
@@ -32,7 +31,6 @@ struct ServerState {
   ServeOptions opts;
   Metrics metrics;
   Scheduler sched;
-  std::atomic<int64_t> in_flight{0};
 };
 
 }  // namespace strata::serve
