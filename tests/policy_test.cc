@@ -3,6 +3,7 @@
 // (except the one that runs the real quick measurement and only checks it produced numbers).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <cmath>
 
 #include <cstdio>
 #include <fstream>
@@ -101,6 +102,8 @@ TEST(Profile, JsonRoundTrip) {
     EXPECT_EQ(b.type, a.type);
     EXPECT_EQ(b.batched_gbps, a.batched_gbps);
     EXPECT_DOUBLE_EQ(b.prefill_gflops, a.prefill_gflops);
+    EXPECT_EQ(b.prefill_width, a.prefill_width);
+    EXPECT_DOUBLE_EQ(b.narrow_prefill_gflops, a.narrow_prefill_gflops);
   }
   EXPECT_FALSE(q.gpu.has_value());
   // The GPU fields exist even without a device, empty.
@@ -238,6 +241,8 @@ TEST(Profile, QuickMeasurementProducesEveryNumber) {
   for (const auto& m : p.matmul) {
     EXPECT_GT(m.decode_gbps, 0) << dtype_name(m.type);
     EXPECT_GT(m.prefill_gflops, 0) << dtype_name(m.type);
+    EXPECT_EQ(m.prefill_width, 1024) << dtype_name(m.type);
+    EXPECT_GT(m.narrow_prefill_gflops, 0) << dtype_name(m.type);
     EXPECT_TRUE(m.batched_gbps.count(8) && m.batched_gbps.count(32)) << dtype_name(m.type);
   }
   EXPECT_EQ(p.attention.size(), 3u);
@@ -260,6 +265,26 @@ TEST(CostModel, MatmulInterpolatesTheProfiledPoints) {
   const double flops = 2.0 * 4096 * 4096 * 256;
   EXPECT_NEAR(matmul_seconds(p, DType::F16, 4096, 4096, bytes, 256), flops / 60e9, 1e-9);
   EXPECT_NEAR(matmul_seconds(p, DType::F16, 4096, 4096, bytes, 1024), 4 * flops / 60e9, 1e-9);
+}
+
+TEST(CostModel, NarrowMatricesPrefillAtTheirMeasuredRate) {
+  HardwareProfile p = synthetic_profile(fresh_dir("narrow"));
+  p.dispatch_s = 0;
+  for (auto& r : p.matmul) r.prefill_width = 4096, r.narrow_prefill_gflops = 30;
+  const MatmulRate& r = p.matmul_rate(DType::F16);
+  EXPECT_DOUBLE_EQ(r.prefill_gflops_at(4096), 60);
+  EXPECT_DOUBLE_EQ(r.prefill_gflops_at(8192), 60);  // flat outside the measurements
+  EXPECT_DOUBLE_EQ(r.prefill_gflops_at(768), 30);
+  EXPECT_DOUBLE_EQ(r.prefill_gflops_at(256), 30);
+  // Halfway in log(width) between 768 and 4096.
+  EXPECT_NEAR(r.prefill_gflops_at(int64_t(std::sqrt(768.0 * 4096.0) + 0.5)), 45, 0.01);
+  // The smaller side sets the rate: 768 x 3072 (a small model's FFN) prefills at the narrow rate.
+  const uint64_t bytes = 768ull * 3072 * 2;
+  EXPECT_NEAR(matmul_seconds(p, DType::F16, 3072, 768, bytes, 256), 2.0 * 768 * 3072 * 256 / 30e9,
+              1e-9);
+  // Unmeasured (an older synthetic profile): the one prefill rate.
+  HardwareProfile q = synthetic_profile(fresh_dir("narrow0"));
+  EXPECT_DOUBLE_EQ(q.matmul_rate(DType::F16).prefill_gflops_at(768), 60);
 }
 
 TEST(CostModel, DiskBoundDecodeStepIsTheStreamedBytes) {

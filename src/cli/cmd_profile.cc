@@ -45,13 +45,14 @@ void print_md(const ProfileResult& r) {
   std::printf("| matmul | decode GB/s |");
   const MatmulRate& first = p.matmul.front();
   for (const auto& [n, g] : first.batched_gbps) std::printf(" x%ld GB/s |", static_cast<long>(n));
-  std::printf(" prefill x%ld GFLOP/s |\n| --- | ---: |", static_cast<long>(first.prefill_tokens));
+  std::printf(" prefill x%ld GFLOP/s | same, %ld wide |\n| --- | ---: |",
+              static_cast<long>(first.prefill_tokens), static_cast<long>(MatmulRate::kNarrowWidth));
   for (size_t i = 0; i < first.batched_gbps.size(); ++i) std::printf(" ---: |");
-  std::printf(" ---: |\n");
+  std::printf(" ---: | ---: |\n");
   for (const auto& m : p.matmul) {
     std::printf("| %s | %.1f |", dtype_name(m.type), m.decode_gbps);
     for (const auto& [n, g] : m.batched_gbps) std::printf(" %.1f |", g);
-    std::printf(" %.1f |\n", m.prefill_gflops);
+    std::printf(" %.1f | %.1f |\n", m.prefill_gflops, m.narrow_prefill_gflops);
   }
   std::printf("\n| attention KV | decode GB/s | prefill GFLOP/s |\n| --- | ---: | ---: |\n");
   for (const auto& a : p.attention)

@@ -32,6 +32,10 @@ inline int64_t prefill_k_chunk(int64_t k) {
 inline int64_t prefill_tile_bytes(int64_t k) {
   return kPrefillRowBlock * prefill_k_chunk(k) * 4;
 }
+// Quantized weights multiply fewer tokens than this with fused integer dot products on
+// activations quantized to Q8 (one buffer of at most this many rows); more go through the prefill
+// path above.
+inline constexpr int64_t kQuantGemmMinTokens = 16;
 
 }  // namespace strata
 

@@ -237,7 +237,7 @@ double matmul_seconds(const HardwareProfile& prof, DType type, int64_t rows, int
   for (const auto& [n, g] : r.batched_gbps)
     if (n < r.prefill_tokens) pts.emplace_back(double(n), cpu_scale / (g * 1e9));
   const double P = double(r.prefill_tokens);
-  pts.emplace_back(P, cpu_scale * 2 * P / (r.prefill_gflops * 1e9 * bpw));
+  pts.emplace_back(P, cpu_scale * 2 * P / (r.prefill_gflops_at(std::min(rows, cols)) * 1e9 * bpw));
   const double n = double(std::max<int64_t>(n_tok, 1));
   double s;
   if (n >= P) {

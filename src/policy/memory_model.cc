@@ -88,8 +88,16 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   // The per-thread part exists only once the run starts (loading does not multiply), so it
   // counts with the run's buffers, not against the conversion scratch of loading.
   m.slack = 8ull << 20;
-  m.run_slack = threads * (static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20)) +
-                static_cast<uint64_t>(mb_tokens * widest) * 2;
+  // The Q8 activations exist for fewer than kQuantGemmMinTokens tokens only (ops/matmul.h); the
+  // 6.7B plan's 8192-token prefill step measured 9.5% under a prediction that sized them by the
+  // whole step.
+  // G4 weights never go through sgemm (g4_matmul): no widened tile, no OpenBLAS buffers, only
+  // the threads' stacks (the 100M model at 320 MiB measured 7.8% under the prediction with them).
+  const uint64_t per_thread =
+      p.compress_weight ? (1ull << 20)
+                        : static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20);
+  m.run_slack = threads * per_thread +
+                static_cast<uint64_t>(std::min(mb_tokens, kQuantGemmMinTokens) * widest) * 2;
   // [policy-search] Compression while loading (schedule/offload_file.cc produce_tensor): the
   // source tensor and 64 rows widened to f32, plus the converted copy for the offload file.
   for (const auto& t : plan.tensors) {

@@ -102,6 +102,14 @@ GpuModel nominal_gpu(const std::string& name) {
   return g;
 }
 
+double MatmulRate::prefill_gflops_at(int64_t width) const {
+  if (narrow_prefill_gflops <= 0 || prefill_width <= kNarrowWidth) return prefill_gflops;
+  const double lo = std::log(double(kNarrowWidth)), hi = std::log(double(prefill_width));
+  const double f =
+      std::clamp((std::log(double(std::max<int64_t>(width, 1))) - lo) / (hi - lo), 0.0, 1.0);
+  return narrow_prefill_gflops + f * (prefill_gflops - narrow_prefill_gflops);
+}
+
 const MatmulRate& HardwareProfile::matmul_rate(DType t) const {
   if (matmul.empty()) fail("the hardware profile has no matmul rates");
   for (const auto& m : matmul)
@@ -163,10 +171,10 @@ nlohmann::json profile_to_json(const HardwareProfile& p) {
   for (const auto& m : p.matmul) {
     json batched = json::object();
     for (const auto& [n, r] : m.batched_gbps) batched[std::to_string(n)] = r;
-    mm[dtype_name(m.type)] = {{"decode_gbps", m.decode_gbps},
-                              {"batched_gbps", batched},
-                              {"prefill_tokens", m.prefill_tokens},
-                              {"prefill_gflops", m.prefill_gflops}};
+    mm[dtype_name(m.type)] = {
+        {"decode_gbps", m.decode_gbps},       {"batched_gbps", batched},
+        {"prefill_tokens", m.prefill_tokens}, {"prefill_gflops", m.prefill_gflops},
+        {"prefill_width", m.prefill_width},   {"narrow_prefill_gflops", m.narrow_prefill_gflops}};
   }
   json at = json::object();
   for (const auto& a : p.attention)
@@ -240,6 +248,8 @@ HardwareProfile profile_from_json(const nlohmann::json& j) {
         r.batched_gbps[std::stoll(n)] = g.get<double>();
       r.prefill_tokens = e.at("prefill_tokens").get<int64_t>();
       r.prefill_gflops = e.at("prefill_gflops").get<double>();
+      r.prefill_width = e.at("prefill_width").get<int64_t>();
+      r.narrow_prefill_gflops = e.at("narrow_prefill_gflops").get<double>();
       p.matmul.push_back(r);
     }
     for (const auto& [name, e] : c.at("attention").items()) {

@@ -43,6 +43,14 @@ struct MatmulRate {
   std::map<int64_t, double> batched_gbps;  // n_tok -> weight bytes / time (n_tok 2..64)
   int64_t prefill_tokens = 256;
   double prefill_gflops = 0;  // 2 * rows * cols * n_tok / time at prefill_tokens
+  // The same on square matrices of prefill_width and of kNarrowWidth (small models' shapes run
+  // slower: less work per widened tile and per thread hand-off); 0 when not measured.
+  static constexpr int64_t kNarrowWidth = 768;
+  int64_t prefill_width = 0;
+  double narrow_prefill_gflops = 0;
+  // Prefill FLOP/s for a matrix whose smaller side is `width`: interpolated in log(width)
+  // between the two measurements, flat outside them.
+  double prefill_gflops_at(int64_t width) const;
 };
 
 // Attention over the KV cache with one KV element type. decode: bytes of (n_head * head_dim)
@@ -74,7 +82,7 @@ struct GpuModel {
 GpuModel nominal_gpu(const std::string& name);
 
 struct HardwareProfile {
-  static constexpr int kVersion = 2;  // 2: compute_under_io
+  static constexpr int kVersion = 3;  // 2: compute_under_io; 3: narrow prefill
   MachineKey key;
   std::string offload_dir;
   bool quick = false;  // measured with small sizes (tests); rates are rough

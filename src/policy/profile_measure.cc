@@ -251,6 +251,13 @@ MatmulRate measure_matmul(ThreadPool& pool, DType type, int64_t n, uint64_t work
   }
   const double s = time_matmul(pool, m, r.prefill_tokens, quick ? 1 : 5, x, y);
   r.prefill_gflops = 2.0 * double(n) * double(n) * double(r.prefill_tokens) / s / 1e9;
+  r.prefill_width = n;
+  if (n > MatmulRate::kNarrowWidth) {
+    const int64_t nn = MatmulRate::kNarrowWidth;
+    SynthMatrices small = make_matrices(type, nn, nn, working_set / 8);
+    const double sn = time_matmul(pool, small, r.prefill_tokens, quick ? 3 : 9, x, y);
+    r.narrow_prefill_gflops = 2.0 * double(nn) * double(nn) * double(r.prefill_tokens) / sn / 1e9;
+  }
   return r;
 }
 

@@ -32,10 +32,9 @@ __attribute__((constructor(101))) void openblas_single_thread() {
   setenv("OPENBLAS_NUM_THREADS", "1", 1);
 }
 
-constexpr int64_t kGemmMinTokens = 4;        // float weights: widening a row block once pays off
-constexpr int64_t kFewMaxTokens = 96;        // half weights, 2..95 tokens: float_few (64 tokens:
-                                             // 112 vs 106 GFLOP/s for sgemm; 128: 127 vs 144)
-constexpr int64_t kQuantGemmMinTokens = 16;  // quantized weights: see matmul()
+constexpr int64_t kGemmMinTokens = 4;  // float weights: widening a row block once pays off
+constexpr int64_t kFewMaxTokens = 96;  // half weights, 2..95 tokens: float_few (64 tokens:
+                                       // 112 vs 106 GFLOP/s for sgemm; 128: 127 vs 144)
 constexpr int64_t kGemmRowBlock = kPrefillRowBlock;  // rows widened per sgemm call (256 measured
                                                      // 1.24x faster pp512 than 64: less repacking)
 
