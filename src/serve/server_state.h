@@ -1,5 +1,5 @@
-// State shared by the HTTP handlers: options, metrics, the scheduler and the count of
-// generation requests being served (for --queue-limit).
+// State shared by the HTTP handlers: options, metrics (which also count the generation requests
+// being served, for --queue-limit) and the scheduler.
 #pragma once
 #include <cstdint>
 
