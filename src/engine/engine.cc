@@ -8,10 +8,14 @@ namespace strata {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::Stop: return "stop";
-    case FinishReason::Length: return "length";
-    case FinishReason::Cancelled: return "cancelled";
-    default: return "none";
+    case FinishReason::Stop:
+      return "stop";
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::Cancelled:
+      return "cancelled";
+    default:
+      return "none";
   }
 }
 
@@ -26,7 +30,11 @@ size_t complete_utf8_prefix(const std::string& s) {
   for (size_t back = 1; back <= 4 && back <= n; ++back) {
     const unsigned char c = static_cast<unsigned char>(s[n - back]);
     if ((c & 0xC0) == 0x80) continue;  // continuation byte
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    size_t len = c < 0x80           ? 1
+                 : (c >> 5) == 0x6  ? 2
+                 : (c >> 4) == 0xE  ? 3
+                 : (c >> 3) == 0x1E ? 4
+                                    : 1;
     i = len > back ? n - back : n;
     break;
   }
@@ -54,9 +62,9 @@ struct Engine::Sequence {
   std::vector<int32_t> tokens;  // prompt + generated
   int64_t n_generated = 0;
   Sampler sampler;
-  bool at_start = true;   // SentencePiece leading-space rule
-  std::string raw;        // decoded bytes not yet emitted (incomplete UTF-8)
-  std::string held;       // text held back because it may start a stop string
+  bool at_start = true;  // SentencePiece leading-space rule
+  std::string raw;       // decoded bytes not yet emitted (incomplete UTF-8)
+  std::string held;      // text held back because it may start a stop string
   bool done = false;
   explicit Sequence(Request r) : req(std::move(r)), sampler(req.sampling) {}
 };
@@ -78,7 +86,9 @@ Engine::Engine(Model& model, const Tokenizer& tok, ThreadPool& pool, const Engin
   kc.dtype = opts_.kv_dtype;
   const int64_t per_seq = (opts_.ctx_size + kc.block_tokens - 1) / kc.block_tokens;
   kc.max_blocks = opts_.kv_blocks > 0 ? opts_.kv_blocks : per_seq * opts_.max_seqs;
-  if (kc.max_blocks < per_seq) fail("KV cache of {} blocks cannot hold one sequence of {} tokens", kc.max_blocks, opts_.ctx_size);
+  if (kc.max_blocks < per_seq)
+    fail("KV cache of {} blocks cannot hold one sequence of {} tokens", kc.max_blocks,
+         opts_.ctx_size);
   kc.disk_layers_from = opts_.kv_disk_layers_from;
   kc.disk_dir = opts_.offload_dir;
   kv_ = std::make_unique<KvPool>(kc);
@@ -90,7 +100,8 @@ Engine::~Engine() = default;
 int64_t Engine::add(Request req) {
   if (req.prompt.empty()) fail("the prompt is empty (and the model adds no BOS token)");
   if (static_cast<int64_t>(req.prompt.size()) >= opts_.ctx_size)
-    fail("the prompt has {} tokens but the context holds {} (raise --ctx-size)", req.prompt.size(), opts_.ctx_size);
+    fail("the prompt has {} tokens but the context holds {} (raise --ctx-size)", req.prompt.size(),
+         opts_.ctx_size);
   for (int32_t t : req.prompt)
     if (t < 0 || t >= model_.hp().n_vocab) fail("prompt token id {} is outside the vocabulary", t);
   auto s = std::make_unique<Sequence>(std::move(req));
@@ -116,7 +127,9 @@ int64_t Engine::add(Request req) {
   return id;
 }
 
-void Engine::cancel(int64_t id) { cancelled_.push_back(id); }
+void Engine::cancel(int64_t id) {
+  cancelled_.push_back(id);
+}
 
 EngineStats Engine::stats() const {
   EngineStats st = counters_;
@@ -222,7 +235,8 @@ std::vector<Event> Engine::step() {
   }
   cancelled_.clear();
 
-  while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < opts_.max_seqs && admit(*waiting_.front())) {
+  while (!waiting_.empty() && static_cast<int64_t>(running_.size()) < opts_.max_seqs &&
+         admit(*waiting_.front())) {
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
@@ -244,7 +258,8 @@ std::vector<Event> Engine::step() {
         const int64_t n = std::min({pending, opts_.prefill_chunk, budget});
         budget -= n;
         const int64_t total = s.kv.n_tokens + n;
-        blocks += std::max<int64_t>(0, (total + bt - 1) / bt - static_cast<int64_t>(s.kv.blocks.size()));
+        blocks +=
+            std::max<int64_t>(0, (total + bt - 1) / bt - static_cast<int64_t>(s.kv.blocks.size()));
         plan.emplace_back(&s, n);
       }
     if (blocks <= kv_->blocks_free() || running_.size() <= 1) break;
@@ -276,7 +291,8 @@ std::vector<Event> Engine::step() {
     ev.id = s.id;
     TokenInfo ti;
     if (s.req.top_logprobs > 0) ti.top = s.sampler.top_logprobs(lg, nv, s.req.top_logprobs);
-    ti.token = s.sampler.sample(lg, nv, s.tokens);
+    // The logprob (a pass over the vocabulary) only when the request reports logprobs.
+    ti.token = s.sampler.sample(lg, nv, s.tokens, s.req.top_logprobs > 0);
     ti.logprob = s.sampler.last_logprob();
     s.tokens.push_back(ti.token);
     ++s.n_generated;
@@ -288,12 +304,16 @@ std::vector<Event> Engine::step() {
       std::string piece;
       tok_.append_piece(ti.token, true, s.at_start, piece);
       emit_text(s, piece, ev);
-      if (!s.done && s.req.max_tokens >= 0 && s.n_generated >= s.req.max_tokens) finish(s, FinishReason::Length, ev);
-      else if (!s.done && static_cast<int64_t>(s.tokens.size()) >= opts_.ctx_size) finish(s, FinishReason::Length, ev);
+      if (!s.done && s.req.max_tokens >= 0 && s.n_generated >= s.req.max_tokens)
+        finish(s, FinishReason::Length, ev);
+      else if (!s.done && static_cast<int64_t>(s.tokens.size()) >= opts_.ctx_size)
+        finish(s, FinishReason::Length, ev);
     }
     events.push_back(std::move(ev));
   }
-  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }), running_.end());
+  running_.erase(
+      std::remove_if(running_.begin(), running_.end(), [](const auto& s) { return s->done; }),
+      running_.end());
   return events;
 }
 

@@ -29,10 +29,13 @@ float log_softmax_at(const float* x, int64_t n, int64_t i) {
 
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) {}
 
-void Sampler::apply_penalties(float* logits, int64_t n_vocab, const std::vector<int32_t>& history) const {
-  if (p_.repeat_penalty == 1.0f && p_.presence_penalty == 0.0f && p_.frequency_penalty == 0.0f) return;
-  const size_t n = p_.repeat_last_n < 0 ? history.size()
-                                        : std::min(history.size(), static_cast<size_t>(p_.repeat_last_n));
+void Sampler::apply_penalties(float* logits, int64_t n_vocab,
+                              const std::vector<int32_t>& history) const {
+  if (p_.repeat_penalty == 1.0f && p_.presence_penalty == 0.0f && p_.frequency_penalty == 0.0f)
+    return;
+  const size_t n = p_.repeat_last_n < 0
+                       ? history.size()
+                       : std::min(history.size(), static_cast<size_t>(p_.repeat_last_n));
   std::unordered_map<int32_t, int> counts;
   for (size_t i = history.size() - n; i < history.size(); ++i) ++counts[history[i]];
   for (const auto& [tok, c] : counts) {
@@ -43,19 +46,22 @@ void Sampler::apply_penalties(float* logits, int64_t n_vocab, const std::vector<
   }
 }
 
-int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& history) {
+int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& history,
+                        bool with_logprob) {
   apply_penalties(logits, n_vocab, history);
-  const double lse = log_sum_exp(logits, n_vocab);
+  const double lse = with_logprob ? log_sum_exp(logits, n_vocab) : 0.0;
   if (p_.temperature <= 0.0f) {
     const int32_t t = argmax(logits, n_vocab);
-    last_logprob_ = static_cast<float>(logits[t] - lse);
+    last_logprob_ = with_logprob ? static_cast<float>(logits[t] - lse) : 0.0f;
     return t;
   }
   // Candidates sorted by logit, cut by top-k.
   std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
   std::iota(idx.begin(), idx.end(), 0);
   int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, n_vocab) : n_vocab;
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  auto by_logit = [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  };
   std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
   idx.resize(static_cast<size_t>(k));
   // Probabilities of the candidates (untempered) for top-p and min-p.
@@ -83,7 +89,8 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
   // Temperature, then draw.
   std::vector<double> w(keep);
   double wsum = 0;
-  for (size_t i = 0; i < keep; ++i) wsum += w[i] = std::exp((double(logits[idx[i]]) - m) / p_.temperature);
+  for (size_t i = 0; i < keep; ++i)
+    wsum += w[i] = std::exp((double(logits[idx[i]]) - m) / p_.temperature);
   std::uniform_real_distribution<double> u(0.0, wsum);
   double r = u(rng_), acc = 0;
   size_t pick = keep - 1;
@@ -95,7 +102,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     }
   }
   const int32_t t = idx[pick];
-  last_logprob_ = static_cast<float>(logits[t] - lse);
+  last_logprob_ = with_logprob ? static_cast<float>(logits[t] - lse) : 0.0f;
   return t;
 }
 
@@ -106,9 +113,12 @@ std::vector<TokenLogprob> Sampler::top_logprobs(const float* logits, int64_t n_v
   std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
   std::iota(idx.begin(), idx.end(), 0);
   const int64_t k = std::min<int64_t>(n, n_vocab);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
-  for (int64_t i = 0; i < k; ++i) out.push_back({idx[static_cast<size_t>(i)], static_cast<float>(logits[idx[static_cast<size_t>(i)]] - lse)});
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (int64_t i = 0; i < k; ++i)
+    out.push_back({idx[static_cast<size_t>(i)],
+                   static_cast<float>(logits[idx[static_cast<size_t>(i)]] - lse)});
   return out;
 }
 
