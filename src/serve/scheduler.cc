@@ -102,12 +102,20 @@ void Scheduler::cancel(std::shared_ptr<Channel> ch) {
   cv_.notify_one();
 }
 
+std::chrono::milliseconds Scheduler::test_delay(const char* env) {
+  const char* d = std::getenv(env);
+  return std::chrono::milliseconds(d ? std::atoll(d) : 0);
+}
+
+void Scheduler::wait_unless_stopped(std::chrono::milliseconds d) {
+  if (d.count() <= 0) return;
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait_for(lk, d, [&] { return stop_; });
+}
+
 void Scheduler::run() {
   // Test hook: hold the load back so tests can see the server answer while it loads.
-  if (const char* d = std::getenv("STRATA_SERVE_TEST_LOAD_DELAY_MS")) {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait_for(lk, std::chrono::milliseconds(std::atoll(d)), [&] { return stop_; });
-  }
+  wait_unless_stopped(test_delay("STRATA_SERVE_TEST_LOAD_DELAY_MS"));
   try {
     load();
   } catch (const std::exception& e) {
@@ -177,9 +185,7 @@ void Scheduler::loop() {
   Engine& engine = loaded_->eng();
   // Test hook: slow every step down so tests can hold requests in flight for as long as they
   // need, whatever the machine's speed.
-  std::chrono::milliseconds step_delay{0};
-  if (const char* d = std::getenv("STRATA_SERVE_TEST_STEP_DELAY_MS"))
-    step_delay = std::chrono::milliseconds(std::atoll(d));
+  const std::chrono::milliseconds step_delay = test_delay("STRATA_SERVE_TEST_STEP_DELAY_MS");
   for (;;) {
     std::vector<Job> jobs;
     std::vector<std::shared_ptr<Channel>> cancels;
@@ -209,10 +215,7 @@ void Scheduler::loop() {
         fail_all(std::string("generation failed: ") + e.what());
       }
       dispatch(events);
-      if (step_delay.count() > 0) {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait_for(lk, step_delay, [&] { return stop_; });
-      }
+      wait_unless_stopped(step_delay);
     }
     publish_gauges();
   }

@@ -82,6 +82,10 @@ class Scheduler {
   void dispatch(std::vector<Event>& events);
   void fail_all(const std::string& why);
   void publish_gauges();
+  // Test hooks (STRATA_SERVE_TEST_*_DELAY_MS): the milliseconds the variable asks for (0 when
+  // unset), and a wait that stop() ends early.
+  static std::chrono::milliseconds test_delay(const char* env);
+  void wait_unless_stopped(std::chrono::milliseconds d);
 
   SchedulerOptions opts_;
   Metrics& metrics_;
