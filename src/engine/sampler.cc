@@ -21,6 +21,17 @@ double log_sum_exp(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) s += std::exp(double(x[i]) - m);
   return m + std::log(s);
 }
+
+// The ids of the k largest logits, largest first (ties: the smaller id first).
+std::vector<int32_t> top_ids(const float* logits, int64_t n_vocab, int64_t k) {
+  std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  idx.resize(static_cast<size_t>(k));
+  return idx;
+}
 }  // namespace
 
 float log_softmax_at(const float* x, int64_t n, int64_t i) {
@@ -56,14 +67,8 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     return t;
   }
   // Candidates sorted by logit, cut by top-k.
-  std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
-  std::iota(idx.begin(), idx.end(), 0);
-  int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, n_vocab) : n_vocab;
-  auto by_logit = [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), by_logit);
-  idx.resize(static_cast<size_t>(k));
+  const int64_t k = p_.top_k > 0 ? std::min<int64_t>(p_.top_k, n_vocab) : n_vocab;
+  std::vector<int32_t> idx = top_ids(logits, n_vocab, k);
   // Probabilities of the candidates (untempered) for top-p and min-p.
   std::vector<double> pr(idx.size());
   const double m = logits[idx[0]];
@@ -110,12 +115,8 @@ std::vector<TokenLogprob> Sampler::top_logprobs(const float* logits, int64_t n_v
   std::vector<TokenLogprob> out;
   if (n <= 0) return out;
   const double lse = log_sum_exp(logits, n_vocab);
-  std::vector<int32_t> idx(static_cast<size_t>(n_vocab));
-  std::iota(idx.begin(), idx.end(), 0);
   const int64_t k = std::min<int64_t>(n, n_vocab);
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  });
+  const std::vector<int32_t> idx = top_ids(logits, n_vocab, k);
   for (int64_t i = 0; i < k; ++i)
     out.push_back({idx[static_cast<size_t>(i)],
                    static_cast<float>(logits[idx[static_cast<size_t>(i)]] - lse)});
