@@ -310,6 +310,46 @@ TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
     }
 }
 
+// G4 (compressed) KV rows: heads of whole 64-element groups take the fused code kernels, other
+// head sizes widen rows to f32; both, at every ISA this CPU runs, against dense math on the
+// dequantized cache.
+TEST(Attention, G4CacheMatchesDenseOnDequantizedRows) {
+  ThreadPool pool(2);
+  for (int64_t hd : {128, 64, 8})
+    for (Isa isa : runnable_isas()) {
+      set_isa_cap(isa);
+      AttentionParams p;
+      p.n_head = 4;
+      p.n_head_kv = 2;
+      p.head_dim = hd;
+      p.scale = 1 / std::sqrt(float(hd));
+      const int64_t kvd = p.n_head_kv * hd, bt = 4, total = 11, pos0 = 7, n_q = 4;
+      auto k = randn(size_t(total * kvd), 15), v = randn(size_t(total * kvd), 16),
+           q = randn(size_t(n_q * p.n_head * hd), 17);
+      const int64_t rb = g4_kv_row_bytes(kvd), nb = (total + bt - 1) / bt;
+      std::vector<std::vector<uint8_t>> kb(size_t(nb), std::vector<uint8_t>(size_t(bt * rb))),
+          vb = kb;
+      std::vector<const void*> kp, vp;
+      for (int64_t j = 0; j < total; ++j) {
+        uint8_t* kd = kb[j / bt].data() + (j % bt) * rb;
+        uint8_t* vd = vb[j / bt].data() + (j % bt) * rb;
+        g4_quantize_kv_row(&k[j * kvd], kvd, kd);
+        g4_quantize_kv_row(&v[j * kvd], kvd, vd);
+        g4_dequantize_kv_row(kd, kvd, &k[j * kvd]);
+        g4_dequantize_kv_row(vd, kvd, &v[j * kvd]);
+      }
+      for (int64_t b = 0; b < nb; ++b) kp.push_back(kb[b].data()), vp.push_back(vb[b].data());
+      KvView view{kp.data(), vp.data(), nb, bt, DType::G4, kvd, rb};
+      std::vector<float> out(size_t(n_q * p.n_head * hd));
+      attention(pool, p, view, q.data(), n_q, pos0, out.data());
+      const auto want = dense_attention(q, k, v, n_q, pos0, p, nullptr);
+      for (size_t i = 0; i < out.size(); ++i)
+        EXPECT_NEAR(out[i], want[i], 2e-5 * (1 + std::fabs(want[i])))
+            << "head_dim " << hd << " isa " << isa_name(isa) << " at " << i;
+    }
+  set_isa_cap(Isa::Avx512);
+}
+
 }  // namespace
 }  // namespace strata
 

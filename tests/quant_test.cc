@@ -585,6 +585,27 @@ TEST(G4, MatmulMatchesNaiveOnDequantizedWeights) {
   }
 }
 
+// The vectorised KV quantizer writes the same bytes as the scalar one, including constant
+// groups (zero scale), a short last group, and values on the rounding midpoints.
+TEST(G4, KvRowBytesEqualAtEveryIsa) {
+  IsaGuard guard;
+  for (int64_t n : {int64_t{64}, int64_t{256}, int64_t{200}}) {
+    std::vector<float> x = gaussian(n, static_cast<uint32_t>(n + 5));
+    for (int64_t i = 0; i < 64; ++i) x[i] = 0.25f;  // a constant group
+    if (n > 128)
+      for (int64_t i = 64; i < 128; ++i) x[i] = static_cast<float>(i % 16) * 0.5f;  // exact steps
+    Bytes want(static_cast<size_t>(g4_kv_row_bytes(n)));
+    set_isa_cap(Isa::Scalar);
+    g4_quantize_kv_row(x.data(), n, want.data());
+    for (Isa isa : isas_here()) {
+      set_isa_cap(isa);
+      Bytes got(want.size(), 0xEE);
+      g4_quantize_kv_row(x.data(), n, got.data());
+      EXPECT_EQ(got, want) << isa_name(isa) << " n=" << n;
+    }
+  }
+}
+
 TEST(G4, KvRowRoundTrip) {
   for (int64_t n : {int64_t{64}, int64_t{128}, int64_t{100}, int64_t{7}, int64_t{1}}) {
     EXPECT_EQ(g4_kv_row_bytes(n), (n / 64) * 36 + (n % 64 ? 4 + (n % 64 + 1) / 2 : 0));

@@ -1,10 +1,10 @@
 #include "model/forward.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/error.h"
-#include "core/half.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/matmul.h"
@@ -112,10 +112,16 @@ void ForwardPass::embed(const GlobalWeights& g, const RowFn& row_fn) {
 void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v) {
   const int64_t rowb = kv.row_bytes(), bt = kv.config().block_tokens, dim = spec_.hp.kv_dim();
   const DType kvt = kv.config().dtype;
-  for (size_t s = 0; s < batch_.seqs.size(); ++s) {
-    const SeqChunk& sc = batch_.seqs[s];
-    for (int64_t j = 0; j < sc.n_tokens; ++j) {
-      const int64_t p = sc.kv->n_tokens + j, r = seq_start_[s] + j;
+  // Rows in parallel, each into its own cache slot (256 sequences' G4 rows of the 6.7B model
+  // took 0.3 s of a decode step on one thread).
+  const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, dim));
+  pool_.parallel_for(n_, grain, [&](int64_t r0, int64_t r1) {
+    auto s = static_cast<size_t>(
+        std::upper_bound(seq_start_.begin(), seq_start_.end(), r0) - seq_start_.begin() - 1);
+    for (int64_t r = r0; r < r1; ++r) {
+      while (s + 1 < seq_start_.size() && seq_start_[s + 1] <= r) ++s;
+      const SeqChunk& sc = batch_.seqs[s];
+      const int64_t p = sc.kv->n_tokens + (r - seq_start_[s]);
       const int32_t blk = sc.kv->blocks[static_cast<size_t>(p / bt)];
       uint8_t* kd = kv.k_block(l, blk) + (p % bt) * rowb;
       uint8_t* vd = kv.v_block(l, blk) + (p % bt) * rowb;
@@ -123,18 +129,14 @@ void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v
         g4_quantize_kv_row(k + r * dim, dim, kd);
         g4_quantize_kv_row(v + r * dim, dim, vd);
       } else if (kvt == DType::F16) {
-        auto* kh = reinterpret_cast<uint16_t*>(kd);
-        auto* vh = reinterpret_cast<uint16_t*>(vd);
-        for (int64_t i = 0; i < dim; ++i) {
-          kh[i] = f32_to_fp16(k[r * dim + i]);
-          vh[i] = f32_to_fp16(v[r * dim + i]);
-        }
+        to_f16(k + r * dim, dim, reinterpret_cast<uint16_t*>(kd));
+        to_f16(v + r * dim, dim, reinterpret_cast<uint16_t*>(vd));
       } else {
         std::memcpy(kd, k + r * dim, static_cast<size_t>(dim) * 4);
         std::memcpy(vd, v + r * dim, static_cast<size_t>(dim) * 4);
       }
     }
-  }
+  });
 }
 
 void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, const float* in, float* out) {

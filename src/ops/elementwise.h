@@ -21,8 +21,10 @@ void activate(ThreadPool& pool, Activation a, float* x, int64_t count);
 // Gated: gate = act(gate) * up, over count values (SwiGLU when act is SiLU).
 void activate_gated(ThreadPool& pool, Activation a, float* gate, const float* up, int64_t count);
 
-void add_inplace(float* y, const float* x, int64_t count);            // y += x
+void add_inplace(float* y, const float* x, int64_t count);             // y += x
 void add_bias_rows(float* y, const float* b, int64_t n, int64_t dim);  // y[i,:] += b
 void softmax_inplace(float* x, int64_t n);
+// out = x rounded to f16 (nearest even), vectorised where the CPU can.
+void to_f16(const float* x, int64_t count, uint16_t* out);
 
 }  // namespace strata

@@ -148,11 +148,16 @@ int64_t g4_kv_row_bytes(int64_t n) {
 
 void g4_quantize_kv_row(const float* src, int64_t n, void* dst) {
   uint8_t* p = static_cast<uint8_t*>(dst);
+  const bool avx2 = best_isa() != Isa::Scalar;
   for (int64_t g0 = 0; g0 < n; g0 += kG4Group) {
     const int64_t len = std::min(kG4Group, n - g0);
+    const bool vec = avx2 && len == kG4Group;
     const float* x = src + g0;
     float lo = x[0], hi = x[0];
-    for (int64_t i = 1; i < len; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
+    if (vec)
+      g4::kv_range_avx2(x, &lo, &hi);
+    else
+      for (int64_t i = 1; i < len; ++i) lo = std::min(lo, x[i]), hi = std::max(hi, x[i]);
     uint16_t s, m;
     scale_min(lo, hi, &s, &m);
     std::memcpy(p, &s, 2);
@@ -160,8 +165,11 @@ void g4_quantize_kv_row(const float* src, int64_t n, void* dst) {
     const float sf = fp16_to_f32(s), mf = fp16_to_f32(m);
     uint8_t* codes = p + 4;
     std::memset(codes, 0, static_cast<size_t>((len + 1) / 2));
-    for (int64_t i = 0; i < len; ++i)
-      codes[i / 2] |= static_cast<uint8_t>(code_of(x[i], sf, mf) << (4 * (i & 1)));
+    if (vec && sf > 0)
+      g4::kv_codes_avx2(x, sf, mf, codes);
+    else
+      for (int64_t i = 0; i < len; ++i)
+        codes[i / 2] |= static_cast<uint8_t>(code_of(x[i], sf, mf) << (4 * (i & 1)));
     p += 4 + (len + 1) / 2;
   }
 }
@@ -180,4 +188,69 @@ void g4_dequantize_kv_row(const void* src, int64_t n, float* dst) {
   }
 }
 
+void g4_kv_to_code_order(const float* x, int64_t n, float* xp) {
+  for (int64_t c = 0; c < n; c += 32)
+    for (int64_t b = 0; b < 16; ++b) {
+      xp[c + b] = x[c + 2 * b];
+      xp[c + 16 + b] = x[c + 2 * b + 1];
+    }
+}
+
+void g4_kv_from_code_order(const float* xp, const float* msum, int64_t n, float* x) {
+  for (int64_t c = 0; c < n; c += 32) {
+    const float m = msum[c / kG4Group];
+    for (int64_t b = 0; b < 16; ++b) {
+      x[c + 2 * b] = xp[c + b] + m;
+      x[c + 2 * b + 1] = xp[c + 16 + b] + m;
+    }
+  }
+}
+
+const G4KvKernels& g4_kv_kernels() {
+  static const G4KvKernels scalar{g4::kv_dot_scalar, g4::kv_axpy_scalar};
+  static const G4KvKernels avx2{g4::kv_dot_avx2, g4::kv_axpy_avx2};
+  return best_isa() == Isa::Scalar ? scalar : avx2;
+}
+
+namespace g4 {
+
+float kv_dot_scalar(const void* slice, int64_t groups, const float* qp, const float* qsum) {
+  const uint8_t* p = static_cast<const uint8_t*>(slice);
+  float total = 0;
+  for (int64_t g = 0; g < groups; ++g, p += kG4KvGroupBytes) {
+    uint16_t s, m;
+    std::memcpy(&s, p, 2);
+    std::memcpy(&m, p + 2, 2);
+    const float* q = qp + g * kG4Group;
+    float acc = 0;
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t b = 0; b < 16; ++b) {
+        const uint8_t code = p[4 + 16 * c + b];
+        acc += static_cast<float>(code & 15) * q[32 * c + b] +
+               static_cast<float>(code >> 4) * q[32 * c + 16 + b];
+      }
+    total += fp16_to_f32(s) * acc + fp16_to_f32(m) * qsum[g];
+  }
+  return total;
+}
+
+void kv_axpy_scalar(const void* slice, int64_t groups, float a, float* op, float* msum) {
+  const uint8_t* p = static_cast<const uint8_t*>(slice);
+  for (int64_t g = 0; g < groups; ++g, p += kG4KvGroupBytes) {
+    uint16_t s, m;
+    std::memcpy(&s, p, 2);
+    std::memcpy(&m, p + 2, 2);
+    const float as = a * fp16_to_f32(s);
+    msum[g] += a * fp16_to_f32(m);
+    float* o = op + g * kG4Group;
+    for (int64_t c = 0; c < 2; ++c)
+      for (int64_t b = 0; b < 16; ++b) {
+        const uint8_t code = p[4 + 16 * c + b];
+        o[32 * c + b] += as * static_cast<float>(code & 15);
+        o[32 * c + 16 + b] += as * static_cast<float>(code >> 4);
+      }
+  }
+}
+
+}  // namespace g4
 }  // namespace strata

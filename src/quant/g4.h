@@ -18,6 +18,7 @@
 namespace strata {
 
 constexpr int64_t kG4Group = 64;
+constexpr int64_t kG4KvGroupBytes = 4 + kG4Group / 2;  // a full KV-row group
 
 inline int64_t g4_groups(int64_t out) {
   return (out + kG4Group - 1) / kG4Group;
@@ -45,5 +46,20 @@ void g4_matmul_groups(const void* w, int64_t out, int64_t in, const float* x, in
 int64_t g4_kv_row_bytes(int64_t n);
 void g4_quantize_kv_row(const float* src, int64_t n, void* dst);
 void g4_dequantize_kv_row(const void* src, int64_t n, float* dst);
+
+// Attention over G4 KV rows without expanding them: one head's slice of whole groups (head_dim a
+// multiple of 64). A query is put once into the order the codes unpack in (code order: per 32
+// elements, the 16 even ones, then the 16 odd ones) with its sum per group; then a key is
+// sum over groups of scale * (codes . query) + min * sum(query), and a value is accumulated as
+// (a * scale) * codes into an output kept in code order plus a * min per group.
+void g4_kv_to_code_order(const float* x, int64_t n, float* xp);  // n a multiple of 32
+// x[i] = xp[code position of i] + msum[i / 64].
+void g4_kv_from_code_order(const float* xp, const float* msum, int64_t n, float* x);
+struct G4KvKernels {
+  float (*dot)(const void* slice, int64_t groups, const float* qp, const float* qsum);
+  void (*axpy)(const void* slice, int64_t groups, float a, float* op, float* msum);
+};
+// For best_isa() (AVX-512 CPUs use the AVX2 kernels: a group is one 256-bit pass).
+const G4KvKernels& g4_kv_kernels();
 
 }  // namespace strata

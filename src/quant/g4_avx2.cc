@@ -118,4 +118,98 @@ void matmul_avx2(const void* w, int64_t out, int64_t in, const float* x, int64_t
   }
 }
 
+void kv_range_avx2(const float* x, float* lo, float* hi) {
+  __m256 mn = _mm256_loadu_ps(x), mx = mn;
+  for (int i = 8; i < kG4Group; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    mn = _mm256_min_ps(mn, v);
+    mx = _mm256_max_ps(mx, v);
+  }
+  float a[8], b[8];
+  _mm256_storeu_ps(a, mn);
+  _mm256_storeu_ps(b, mx);
+  for (int i = 1; i < 8; ++i) a[0] = a[i] < a[0] ? a[i] : a[0], b[0] = b[i] > b[0] ? b[i] : b[0];
+  *lo = a[0];
+  *hi = b[0];
+}
+
+// (x - min) / scale rounded to nearest-even and clamped to [0, 15] (the division, not a
+// reciprocal, so codes equal the scalar ones), then byte pairs packed into nibbles.
+void kv_codes_avx2(const float* x, float scale, float mn, uint8_t* codes) {
+  const __m256 s = _mm256_set1_ps(scale), m = _mm256_set1_ps(mn), zero = _mm256_setzero_ps(),
+               top = _mm256_set1_ps(15.0f);
+  __m256i w[4];  // 16-bit codes, 16 elements each, in order
+  for (int j = 0; j < 4; ++j) {
+    __m256i c[2];
+    for (int h = 0; h < 2; ++h) {
+      __m256 q = _mm256_div_ps(_mm256_sub_ps(_mm256_loadu_ps(x + 16 * j + 8 * h), m), s);
+      q = _mm256_round_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      c[h] = _mm256_cvttps_epi32(_mm256_min_ps(_mm256_max_ps(q, zero), top));
+    }
+    w[j] = _mm256_permute4x64_epi64(_mm256_packus_epi32(c[0], c[1]), 0xd8);
+  }
+  const __m256i lo4 = _mm256_set1_epi16(0x000f), hi4 = _mm256_set1_epi16(0x00f0);
+  __m256i nib[2];
+  for (int j = 0; j < 2; ++j) {
+    // bytes e0 e1 e2 ... in order; as 16-bit lanes e(2i) | e(2i+1) << 8 -> e(2i) | e(2i+1) << 4
+    const __m256i b = _mm256_permute4x64_epi64(_mm256_packus_epi16(w[2 * j], w[2 * j + 1]), 0xd8);
+    nib[j] =
+        _mm256_or_si256(_mm256_and_si256(b, lo4), _mm256_and_si256(_mm256_srli_epi16(b, 4), hi4));
+  }
+  const __m256i out = _mm256_permute4x64_epi64(_mm256_packus_epi16(nib[0], nib[1]), 0xd8);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes), out);
+}
+
+// KV slices: a group's 32 code bytes are two 16-byte halves (32 elements each in code order);
+// 8 bytes zero-extend to 8 lanes whose low nibbles are code positions b..b+7 and high nibbles
+// 16+b..16+b+7.
+float kv_dot_avx2(const void* slice, int64_t groups, const float* qp, const float* qsum) {
+  const uint8_t* p = static_cast<const uint8_t*>(slice);
+  const __m256i m4 = _mm256_set1_epi32(15);
+  __m256 total = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t g = 0; g < groups; ++g, p += kG4KvGroupBytes) {
+    uint16_t s, m;
+    std::memcpy(&s, p, 2);
+    std::memcpy(&m, p + 2, 2);
+    const float* q = qp + g * kG4Group;
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (int c = 0; c < 2; ++c)
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 4 + 16 * c + 8 * h)));
+        const float* qc = q + 32 * c + 8 * h;
+        a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, m4)), _mm256_loadu_ps(qc), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), _mm256_loadu_ps(qc + 16),
+                             a1);
+      }
+    total = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(s)), _mm256_add_ps(a0, a1), total);
+    mins += _cvtsh_ss(m) * qsum[g];
+  }
+  return hsum(total) + mins;
+}
+
+void kv_axpy_avx2(const void* slice, int64_t groups, float a, float* op, float* msum) {
+  const uint8_t* p = static_cast<const uint8_t*>(slice);
+  const __m256i m4 = _mm256_set1_epi32(15);
+  for (int64_t g = 0; g < groups; ++g, p += kG4KvGroupBytes) {
+    uint16_t s, m;
+    std::memcpy(&s, p, 2);
+    std::memcpy(&m, p + 2, 2);
+    const __m256 as = _mm256_set1_ps(a * _cvtsh_ss(s));
+    msum[g] += a * _cvtsh_ss(m);
+    float* o = op + g * kG4Group;
+    for (int c = 0; c < 2; ++c)
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_cvtepu8_epi32(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 4 + 16 * c + 8 * h)));
+        float* oc = o + 32 * c + 8 * h;
+        _mm256_storeu_ps(oc, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(v, m4)), as,
+                                             _mm256_loadu_ps(oc)));
+        _mm256_storeu_ps(oc + 16, _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 4)), as,
+                                                  _mm256_loadu_ps(oc + 16)));
+      }
+  }
+}
+
 }  // namespace strata::g4

@@ -35,4 +35,15 @@ void matmul_avx2(const void* w, int64_t out, int64_t in, const float* x, int64_t
 void matmul_avx512(const void* w, int64_t out, int64_t in, const float* x, int64_t n_tok, float* y,
                    int64_t g0, int64_t g1, float* scratch);
 
+// KV-cache slice kernels (see g4_kv_kernels in g4.h); a group is kG4KvGroupBytes: f16 scale and
+// min, then 32 code bytes.
+float kv_dot_scalar(const void* slice, int64_t groups, const float* qp, const float* qsum);
+void kv_axpy_scalar(const void* slice, int64_t groups, float a, float* op, float* msum);
+// One full 64-element KV group: its min and max, and its 32 code bytes for the stored scale and
+// min (scale > 0), computed exactly as the scalar code_of does.
+void kv_range_avx2(const float* x, float* lo, float* hi);
+void kv_codes_avx2(const float* x, float scale, float mn, uint8_t* codes);
+float kv_dot_avx2(const void* slice, int64_t groups, const float* qp, const float* qsum);
+void kv_axpy_avx2(const void* slice, int64_t groups, float a, float* op, float* msum);
+
 }  // namespace strata::g4

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu/float_kernels.h"
 #include "ops/elementwise.h"
 
 namespace strata {
@@ -102,6 +103,10 @@ void softmax_inplace(float* x, int64_t n) {
   }
   const float inv = static_cast<float>(1.0 / s);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void to_f16(const float* x, int64_t count, uint16_t* out) {
+  cpu::float_kernels().f32_to_f16(count, x, out);
 }
 
 }  // namespace strata
