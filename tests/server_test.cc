@@ -666,24 +666,28 @@ TEST(ServerOptions, ApiKeyAndQueueLimit) {
     cli.send(req, res, err);
   };
   std::thread t1(hold), t2(hold);
+  // Up to 10 s for both to be admitted (ctest -j2 may run a two-thread test beside this one).
   bool full = false;
-  for (int i = 0; i < 200 && !full; ++i) {
-    std::string m;
+  std::string metrics;
+  for (int i = 0; i < 1000 && !full; ++i) {
     auto r = srv.client().Get("/metrics", auth);
-    full = r && r->body.find("\nstrata_requests_in_flight 2") != std::string::npos;
-    std::this_thread::sleep_for(10ms);
+    metrics = r ? r->body : "(no reply)";
+    full = metrics.find("\nstrata_requests_in_flight 2") != std::string::npos;
+    if (!full) std::this_thread::sleep_for(10ms);
   }
-  EXPECT_TRUE(full);
+  EXPECT_TRUE(full) << metrics << srv.log();
   expect_error(post(srv, "/v1/completions", body, auth), 429, "", "queue_full");
   stop = true;
   t1.join();
   t2.join();
   bool back = false;
+  int last = 0;
   for (int i = 0; i < 200 && !back; ++i) {
-    back = post(srv, "/v1/completions", body, auth).status == 200;
+    last = post(srv, "/v1/completions", body, auth).status;
+    back = last == 200;
     if (!back) std::this_thread::sleep_for(20ms);
   }
-  EXPECT_TRUE(back);
+  EXPECT_TRUE(back) << "last status " << last << "\n" << srv.log();
   EXPECT_TRUE(srv.alive());
 }
 
