@@ -25,7 +25,7 @@ class ThreadPool {
   void parallel_for(int64_t n, int64_t grain, F&& fn) {
     if (n <= 0) return;
     if (grain < 1) grain = 1;
-    const int64_t max_chunks = static_cast<int64_t>(n_threads_) * 4;
+    const int64_t max_chunks = static_cast<int64_t>(n_threads_) * kChunksPerThread;
     int64_t chunk = (n + max_chunks - 1) / max_chunks;
     if (chunk < grain) chunk = grain;
     const int64_t n_chunks = (n + chunk - 1) / chunk;
@@ -43,6 +43,10 @@ class ThreadPool {
     auto body = [&](int64_t c) { fn(static_cast<int>(c), n_threads_); };
     run_chunks_pinned(body);
   }
+
+  // parallel_for hands out up to this many chunks per thread (fewer when `grain` says so): a
+  // thread that finishes early takes another, so the last one to finish waits at most a chunk.
+  static constexpr int64_t kChunksPerThread = 16;
 
   // The number of threads a default pool gets: the cores this process may run on.
   static int default_threads();

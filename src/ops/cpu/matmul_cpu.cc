@@ -14,6 +14,7 @@
 
 #include <cblas.h>
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 #include "ops/cpu/float_kernels.h"
 #include "ops/matmul.h"
@@ -197,13 +198,18 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
     for (int64_t t = t0; t < t1; ++t) act->quantize_row(x + t * k, xqp + t * ab, k);
   });
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  // This ISA's kernels, resolved once rather than per row.
+  VecDotFn dot = vec_dot_for_isa(w.dtype, best_isa());
+  VecDotTokensFn dot_tokens = vec_dot_tokens_for_isa(w.dtype, best_isa());
+  if (!dot) dot = q.vec_dot;
+  if (!dot_tokens) dot_tokens = q.vec_dot_tokens;
   pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = base + r * rb;
       if (n_tok == 1)
-        q.vec_dot(k, y + r, row, xqp);
+        dot(k, y + r, row, xqp);
       else
-        q.vec_dot_tokens(k, n_tok, row, xqp, ab, y + r, n_out);
+        dot_tokens(k, n_tok, row, xqp, ab, y + r, n_out);
       if (bias)
         for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] += bias[r];
     }
