@@ -73,7 +73,8 @@ nlohmann::json memory_json(const CostPrediction& c) {
             {"workspace", m.workspace},
             {"hidden_states", m.hidden},
             {"logits", m.logits},
-            {"slack", m.slack + m.run_slack}}},
+            {"slack", m.slack + m.run_slack},
+            {"not_held_at_once", m.phase_credit}}},
           {"disk", {{"weights", m.disk_weights}, {"kv_cache", m.disk_kv}}}};
 }
 

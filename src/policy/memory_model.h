@@ -40,8 +40,13 @@ struct MemoryPrediction {
   // is the larger of the two phases.
   uint64_t convert = 0;
   uint64_t disk_weights = 0, disk_kv = 0;  // on disk (not RAM)
+  // The hidden states above are the prefill step's and the KV cache the whole context's, but a
+  // step's hidden states are freed with the step: prefill holds its hidden states with the
+  // prompt's KV rows, decode the full cache with one token per sequence. This is what the sum
+  // counts beyond the larger of the two.
+  uint64_t phase_credit = 0;
   uint64_t run_buffers() const {
-    return staging + kv_ram + kv_arena + workspace + hidden + logits + run_slack;
+    return staging + kv_ram + kv_arena + workspace + hidden + logits + run_slack - phase_credit;
   }
   uint64_t total() const {
     return baseline + resident_weights + slack + std::max(convert, run_buffers());
