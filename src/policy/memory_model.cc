@@ -89,7 +89,8 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
     const uint64_t hidden_decode =
         static_cast<uint64_t>(std::max(1.0, ram_mbs) * double(p.gpu_batch_size * h.n_embd) * 4);
     const uint64_t both = m.kv_ram + m.hidden;
-    m.phase_credit = both - std::max(kv_prompt + m.hidden, m.kv_ram + hidden_decode);
+    const uint64_t peak = std::max(kv_prompt + m.hidden, m.kv_ram + hidden_decode);
+    m.phase_credit = both > peak ? both - peak : 0;  // 0 only for an empty prompt
   }
   // The step's logits for every sequence plus one micro-batch's part being appended to them
   // (Executor::forward); the head's selected hidden rows.
