@@ -87,6 +87,7 @@ struct Legacy {
       const int64_t nb = n / kQK;
       int64_t i = 0;
       for (; i + 8 <= nb; i += 8) {
+        prefetch_ahead<8 * sizeof(W)>(w + i);
         __m256 wd, woff, sc[NT];
         scales8(w + i, &wd, &woff);
 #pragma GCC unroll 8
@@ -150,6 +151,7 @@ struct Q8_0K {
     const int64_t nb = n / kQK;
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) {
+      prefetch_ahead<8 * sizeof(BlockQ8_0)>(w + i);
       const __m256 wd = halves8<sizeof(BlockQ8_0)>(&w[i].d);
       __m256i qd[NT][2];
       unroll<2>([&](auto h) {

@@ -76,6 +76,7 @@ struct Legacy {
       const int64_t nb = n / kQK;
       int64_t i = 0;
       for (; i + 8 <= nb; i += 8) {
+        prefetch_ahead<8 * sizeof(W)>(w + i);
         __m256 wd, woff, sc[NT];
         scales8(w + i, &wd, &woff);
         unroll<NT>([&](auto t) {
@@ -135,6 +136,7 @@ struct Q8_0K {
     const int64_t nb = n / kQK;
     int64_t i = 0;
     for (; i + 8 <= nb; i += 8) {
+      prefetch_ahead<8 * sizeof(BlockQ8_0)>(w + i);
       const __m256 wd = halves8_eo<sizeof(BlockQ8_0)>(&w[i].d);
       __m512i pr[NT][2];
       unroll<2>([&](auto h) {

@@ -106,6 +106,7 @@ struct K45 {
       unroll<NT>([&](auto t) { acc[t] = accm[t] = _mm256_setzero_ps(); });
       const __m256i m4 = mask8(15);
       for (int64_t i = 0; i < n / kQKK; ++i) {
+        prefetch_ahead<sizeof(W)>(w + i);
         __m256i min_terms[NT], isum[NT];
         const __m256i s16 = k4_setup<NT>(w[i].scales, A, i, min_terms);
         unroll<NT>([&](auto t) { isum[t] = _mm256_setzero_si256(); });
@@ -151,6 +152,7 @@ struct Q6K {
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     const __m256i m4 = mask8(15), m30 = mask8(0x30);
     for (int64_t i = 0; i < n / kQKK; ++i) {
+      prefetch_ahead<sizeof(BlockQ6_K)>(w + i);
       const __m128i s8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales));
       const __m256i s16 = _mm256_cvtepi8_epi16(s8);
       __m256i isum[NT];
@@ -205,6 +207,7 @@ struct K23 {
       for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
       const __m256i m3 = mask8(3);
       for (int64_t i = 0; i < n / kQKK; ++i) {
+        prefetch_ahead<sizeof(W)>(w + i);
         __m128i s8;     // sub-block scales as bytes (signed for Q3_K)
         __m256i off16;  // what multiplies bsums: Q2_K mins, Q3_K 4 * scale
         __m256i isum[NT];

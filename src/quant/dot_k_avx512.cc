@@ -80,6 +80,7 @@ struct K45 {
       const __m512i m4 = mask8(15);
       const __m512i nib_shift = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4);
       for (int64_t i = 0; i < n / kQKK; ++i) {
+        prefetch_ahead<sizeof(W)>(w + i);
         uint8_t sc[8], mn[8];
         q4k_scales_mins(w[i].scales, sc, mn);
         uint64_t sc64, mn64;
@@ -134,6 +135,7 @@ struct Q6K {
     unroll<NT>([&](auto t) { acc[t] = _mm256_setzero_ps(); });
     const __m512i m4 = mask8(15), m30 = mask8(0x30);
     for (int64_t i = 0; i < n / kQKK; ++i) {
+      prefetch_ahead<sizeof(BlockQ6_K)>(w + i);
       const __m256i s16h =
           _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w[i].scales)));
       const __m512i s16 = widen16(s16h);
@@ -183,6 +185,7 @@ struct K23 {
       unroll<NT>([&](auto t) { acc[t] = accm[t] = _mm256_setzero_ps(); });
       const __m512i m3 = mask8(3);
       for (int64_t i = 0; i < n / kQKK; ++i) {
+        prefetch_ahead<sizeof(W)>(w + i);
         __m256i s16h, off16;  // sub-block scales; what multiplies bsums (Q2_K mins, Q3_K 4*scale)
         __m512i hm;
         if constexpr (kQ3) {

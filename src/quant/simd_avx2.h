@@ -7,6 +7,8 @@
 #include <cstring>
 #include <utility>
 
+#include "quant/blocks.h"
+
 namespace strata::qk::avx2 {
 // Internal linkage on purpose (see blocks.h): these are compiled once per ISA file.
 namespace {
@@ -119,6 +121,16 @@ inline __m256i bit4_bytes(uint32_t x) {
   __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)), shuf);
   v = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
   return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+// Software prefetch of the kBytes that follow p + kPrefetchAhead (one request per cache line).
+// Called once per step of a weight stream with the step's byte count; prefetches past the end
+// of a tensor are harmless (they never fault).
+template <int kBytes>
+inline void prefetch_ahead(const void* p) {
+  const char* c = static_cast<const char*>(p) + kPrefetchAhead;
+#pragma GCC unroll 16
+  for (int l = 0; l < kBytes; l += 64) _mm_prefetch(c + l, _MM_HINT_T0);
 }
 
 inline __m256i loadu(const void* p) {

@@ -12,6 +12,7 @@ namespace {  // internal linkage, see simd_avx2.h
 using avx2::half_pairs8;
 using avx2::halves8;
 using avx2::hsum;
+using avx2::prefetch_ahead;
 using avx2::unroll;
 
 inline __m512i loadu64(const void* p) {
