@@ -29,7 +29,9 @@ nlohmann::json run_json(const std::string& args) {
   return nlohmann::json::parse(r.out);
 }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
+std::string q(const std::string& s) {
+  return "'" + s + "'";
+}
 
 TEST(Cli, RunGreedyMatchesGoldenFromBos) {
   const auto g = read_json(shared_path("golden/stories260K-bos64.json"));
@@ -44,6 +46,34 @@ TEST(Cli, RunGreedyMatchesGoldenFromBos) {
     EXPECT_GT(j["timings"]["generation_tokens_per_second"].get<double>(), 0);
     EXPECT_GT(j["timings"]["peak_rss_bytes"].get<double>(), 0);
   }
+}
+
+// strata bench's JSON: a pp and a tg row; each decode repetition is set against the read
+// bandwidth measured just before it, and the fraction reported is the mean of those ratios.
+TEST(Cli, BenchJsonSetsEachDecodeRepetitionAgainstItsOwnBandwidth) {
+  Result r = strata("bench -q -o json -p 16 -n 8 -r 2 -t 1 -m " +
+                    shared_path("models/stories260K-gguf/stories260K.gguf"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 2u) << r.out;
+  EXPECT_EQ(j[0]["test"], "pp16");
+  EXPECT_FALSE(j[0].contains("fraction_of_roofline"));
+  const auto& tg = j[1];
+  EXPECT_EQ(tg["test"], "tg8");
+  ASSERT_EQ(tg["tokens_per_second"].size(), 2u);
+  ASSERT_EQ(tg["bandwidth_per_rep_gbps"].size(), 2u);
+  ASSERT_EQ(tg["fraction_of_roofline_per_rep"].size(), 2u);
+  double mean_fraction = 0;
+  for (int i = 0; i < 2; ++i) {
+    const double rate = tg["tokens_per_second"][i], bw = tg["bandwidth_per_rep_gbps"][i];
+    const double f = tg["fraction_of_roofline_per_rep"][i];
+    EXPECT_GT(bw, 0.1);
+    // effective bandwidth of this repetition / its bandwidth = rate / (bw / bytes per token)
+    const double bytes = tg["effective_bandwidth_gbps"].get<double>() / tg["mean"].get<double>();
+    EXPECT_NEAR(f, rate * bytes / bw, 1e-9 + 1e-9 * f);
+    mean_fraction += f / 2;
+  }
+  EXPECT_NEAR(tg["fraction_of_roofline"].get<double>(), mean_fraction, 1e-12);
 }
 
 TEST(Cli, RunEveryGoldenPrompt) {
@@ -71,7 +101,8 @@ TEST(Cli, RunEveryGoldenPrompt) {
 }
 
 TEST(Cli, StreamsTextAndPrintsSummary) {
-  Result r = strata("run -q -m " + shared_path("models/stories260K-gguf/stories260K.gguf") + " -p 'Once upon a time' -n 16 --temp 0");
+  Result r = strata("run -q -m " + shared_path("models/stories260K-gguf/stories260K.gguf") +
+                    " -p 'Once upon a time' -n 16 --temp 0");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out.rfind(", there was a little girl", 0), 0u) << r.out;
   EXPECT_NE(r.err.find("generation"), std::string::npos);
@@ -80,14 +111,17 @@ TEST(Cli, StreamsTextAndPrintsSummary) {
 }
 
 TEST(Cli, SameSeedSameOutput) {
-  const std::string base = "-m " + shared_path("models/stories260K-gguf/stories260K.gguf") + " -p 'Once' -n 40 --temp 1.2 --top-k 0 --top-p 1 --min-p 0";
-  auto a = run_json(base + " --seed 7"), b = run_json(base + " --seed 7"), c = run_json(base + " --seed 8");
+  const std::string base = "-m " + shared_path("models/stories260K-gguf/stories260K.gguf") +
+                           " -p 'Once' -n 40 --temp 1.2 --top-k 0 --top-p 1 --min-p 0";
+  auto a = run_json(base + " --seed 7"), b = run_json(base + " --seed 7"),
+       c = run_json(base + " --seed 8");
   EXPECT_EQ(a["generated_ids"], b["generated_ids"]);
   EXPECT_NE(a["generated_ids"], c["generated_ids"]);
 }
 
 TEST(Cli, StopStringEndsGeneration) {
-  auto j = run_json("-m " + shared_path("models/stories260K-gguf/stories260K.gguf") + " -p '' -n 64 --temp 0 --stop Lily");
+  auto j = run_json("-m " + shared_path("models/stories260K-gguf/stories260K.gguf") +
+                    " -p '' -n 64 --temp 0 --stop Lily");
   EXPECT_EQ(j["finish_reason"], "stop");
   EXPECT_EQ(j["text"].get<std::string>(), "Once upon a time, there was a little girl named ");
 }
@@ -109,12 +143,17 @@ void expect_one_line_error(const Result& r, const std::string& needle) {
 
 TEST(Cli, ClearOneLineErrors) {
   expect_one_line_error(strata("run -q -m /nonexistent.gguf -p hi"), "not found");
-  expect_one_line_error(strata("run -q -m " + shared_path("models/tiny/opt/vocab.json") + " -p hi"), "not a GGUF");
-  expect_one_line_error(strata("run -q -c 8 -m " + shared_path("models/stories260K-gguf/stories260K.gguf") +
-                               " -p 'Once upon a time there was a dragon who lived far away'"),
-                        "context");
+  expect_one_line_error(strata("run -q -m " + shared_path("models/tiny/opt/vocab.json") + " -p hi"),
+                        "not a GGUF");
+  expect_one_line_error(
+      strata("run -q -c 8 -m " + shared_path("models/stories260K-gguf/stories260K.gguf") +
+             " -p 'Once upon a time there was a dragon who lived far away'"),
+      "context");
   const std::string dir = temp_dir() + "/mamba";
-  ASSERT_EQ(std::system(("mkdir -p " + dir + " && cp " + shared_path("models/tiny/opt") + "/* " + dir).c_str()), 0);
+  ASSERT_EQ(
+      std::system(
+          ("mkdir -p " + dir + " && cp " + shared_path("models/tiny/opt") + "/* " + dir).c_str()),
+      0);
   std::ofstream(dir + "/config.json") << R"({"model_type": "mamba"})";
   expect_one_line_error(strata("run -q -m " + dir + " -p hi"), "unsupported architecture 'mamba'");
   expect_one_line_error(strata("info -m " + dir), "unsupported architecture");
@@ -123,8 +162,9 @@ TEST(Cli, ClearOneLineErrors) {
 TEST(Cli, InfoDescribesTheModel) {
   Result r = strata("info -m " + shared_path("models/stories260K-gguf/stories260K.gguf"));
   ASSERT_EQ(r.code, 0) << r.err;
-  for (const char* s : {"architecture: llama", "layers                 5", "heads (kv heads)       8 (4)", "parameters",
-                        "tensors                48", "F32", "llama SentencePiece BPE, 512 tokens", "bos", "KV cache", "total"})
+  for (const char* s : {"architecture: llama", "layers                 5",
+                        "heads (kv heads)       8 (4)", "parameters", "tensors                48",
+                        "F32", "llama SentencePiece BPE, 512 tokens", "bos", "KV cache", "total"})
     EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
   r = strata("info -m " + shared_path("models/tiny/opt"));
   ASSERT_EQ(r.code, 0) << r.err;
