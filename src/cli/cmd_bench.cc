@@ -101,11 +101,12 @@ void bench_pp_tg(const BenchOptions& o) {
       const Stat s = stat(rates);
       const double bw_ref = rep_bw.empty() ? bw : stat(rep_bw).mean;
       const double roof = decode && bw_ref > 0 ? bw_ref / double(step_bytes) * double(seqs) : 0;
+      auto bytes_per_s = [&](double rate) { return rate / double(seqs) * double(step_bytes); };
       std::vector<double> fractions;
-      for (size_t i = 0; i < rep_bw.size() && i < rates.size(); ++i)
-        fractions.push_back(rates[i] / double(seqs) * double(step_bytes) / rep_bw[i]);
-      const double fraction =
-          fractions.empty() ? (roof > 0 ? s.mean / roof : 0) : stat(fractions).mean;
+      for (size_t i = 0; i < rep_bw.size(); ++i)
+        fractions.push_back(bytes_per_s(rates[i]) / rep_bw[i]);
+      const Stat f = fractions.empty() ? Stat{} : stat(fractions);
+      const double fraction = fractions.empty() ? (roof > 0 ? s.mean / roof : 0) : f.mean;
       nlohmann::json j = {{"model", desc},
                           {"size_bytes", model.files().total_tensor_bytes()},
                           {"params", params},
@@ -118,14 +119,14 @@ void bench_pp_tg(const BenchOptions& o) {
       if (roof > 0) {
         j["roofline_tokens_per_second"] = roof;
         j["fraction_of_roofline"] = fraction;
-        j["effective_bandwidth_gbps"] = s.mean / double(seqs) * double(step_bytes) / 1e9;
+        j["effective_bandwidth_gbps"] = bytes_per_s(s.mean) / 1e9;
       }
       if (!fractions.empty()) {
         std::vector<double> gbps;
         for (double b : rep_bw) gbps.push_back(b / 1e9);
         j["bandwidth_per_rep_gbps"] = gbps;
         j["fraction_of_roofline_per_rep"] = fractions;
-        j["fraction_of_roofline_stddev"] = stat(fractions).sd;
+        j["fraction_of_roofline_stddev"] = f.sd;
       }
       results.push_back(j);
       if (o.output == "md") {
