@@ -1,11 +1,15 @@
 // Quantized dot-product throughput in weight bytes per second, single thread, row length 4096.
-//   <type>/<isa>/ram   a ~32 MiB weight matrix streamed from memory, one activation row (decode)
+//   <type>/<isa>/ram   a ~32 MiB weight matrix streamed from memory, one activation row (decode:
+//                      vec_dot_rows over blocks of 64 rows, as the CPU matmul calls it)
 //   <type>/<isa>/l2    a ~256 KiB matrix that stays in L2: the kernel's own speed
+//   <type>/avx512vnni/l2row  the same with vec_dot one row at a time: what the four-row
+//                      avx512vnni kernels (Q8_0, Q4_0) save over the single-row AVX-512 ones
 //   <type>/<isa>/tok4  the ~32 MiB matrix against 4 activation rows with vec_dot_tokens (prefill)
 //   G4/<isa>/...       g4_matmul_groups on a ~32 MiB G4 matrix, 1 and 4 tokens
 // Run: build-quant/bench/quant_bench --benchmark_filter=... (bytes_per_second is the column).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 #include <string>
 #include <vector>
@@ -50,7 +54,10 @@ Matrix make_matrix(DType t, int64_t bytes) {
   return m;
 }
 
+// n_tok 0: one token through vec_dot row by row; 1: one token through vec_dot_rows.
 void bench_dot(benchmark::State& state, DType t, Isa isa, int64_t bytes, int n_tok) {
+  const bool by_row = n_tok == 0;
+  if (by_row) n_tok = 1;
   const QuantKernels* k = quant_kernels(t);
   const Matrix m = make_matrix(t, bytes);
   const int64_t abytes = row_bytes(k->vec_dot_type, kN);
@@ -60,13 +67,19 @@ void bench_dot(benchmark::State& state, DType t, Isa isa, int64_t bytes, int n_t
   std::vector<float> out(static_cast<size_t>(m.rows * n_tok));
   const VecDotFn dot = vec_dot_for_isa(t, isa);
   const VecDotTokensFn dot_tok = vec_dot_tokens_for_isa(t, isa);
+  const VecDotRowsFn dot_rows = vec_dot_rows_for_isa(t, isa);
+  constexpr int64_t kRowBlock = 64;
   for (auto _ : state) {
-    for (int64_t r = 0; r < m.rows; ++r) {
-      const uint8_t* w = m.w.data() + r * m.row_bytes;
-      if (n_tok == 1)
-        dot(kN, &out[r], w, act.data());
-      else
-        dot_tok(kN, n_tok, w, act.data(), abytes, &out[r], m.rows);
+    if (by_row) {
+      for (int64_t r = 0; r < m.rows; ++r)
+        dot(kN, &out[r], m.w.data() + r * m.row_bytes, act.data());
+    } else if (n_tok == 1) {
+      for (int64_t r = 0; r < m.rows; r += kRowBlock)
+        dot_rows(kN, std::min(kRowBlock, m.rows - r), m.w.data() + r * m.row_bytes, m.row_bytes,
+                 act.data(), &out[r]);
+    } else {
+      for (int64_t r = 0; r < m.rows; ++r)
+        dot_tok(kN, n_tok, m.w.data() + r * m.row_bytes, act.data(), abytes, &out[r], m.rows);
     }
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
@@ -89,7 +102,7 @@ void bench_g4(benchmark::State& state, Isa isa, int n_tok) {
     g4_matmul_groups(w.data(), out, in, x.data(), n_tok, y.data(), 0, g4_groups(out));
     benchmark::DoNotOptimize(y.data());
   }
-  set_isa_cap(Isa::Avx512);
+  set_isa_cap(kTopIsa);
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
 }
 
@@ -100,17 +113,26 @@ bool runs_here(Isa isa) {
 const bool kRegistered = [] {
   const DType types[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
                          DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
+  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni}) {
     if (!runs_here(isa)) continue;
+    // avx512vnni has its own kernels only for decode of a few types; the rest repeats avx512.
+    const bool vnni = isa == Isa::Avx512Vnni;
     for (DType t : types) {
+      if (vnni && t != DType::Q4_0 && t != DType::Q8_0) continue;
       const std::string base = std::string(dtype_name(t)) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark((base + "/ram").c_str(), bench_dot, t, isa, 32ll << 20, 1)
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark((base + "/l2").c_str(), bench_dot, t, isa, 256ll << 10, 1)
           ->Unit(benchmark::kMicrosecond);
+      if (vnni) {
+        benchmark::RegisterBenchmark((base + "/l2row").c_str(), bench_dot, t, isa, 256ll << 10, 0)
+            ->Unit(benchmark::kMicrosecond);
+        continue;
+      }
       benchmark::RegisterBenchmark((base + "/tok4").c_str(), bench_dot, t, isa, 32ll << 20, 4)
           ->Unit(benchmark::kMillisecond);
     }
+    if (vnni) continue;
     const std::string g4 = std::string("G4/") + isa_name(isa);
     benchmark::RegisterBenchmark((g4 + "/ram").c_str(), bench_g4, isa, 1)
         ->Unit(benchmark::kMillisecond);

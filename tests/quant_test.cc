@@ -32,14 +32,14 @@ std::vector<float> gaussian(int64_t n, uint32_t seed, float sigma = 1.0f) {
 
 std::vector<Isa> isas_here() {
   std::vector<Isa> r;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni})
     if (vec_dot_for_isa(DType::Q8_0, i)) r.push_back(i);
   return r;
 }
 
 // Restores the ISA cap after a test that changes it.
 struct IsaGuard {
-  ~IsaGuard() { set_isa_cap(Isa::Avx512); }
+  ~IsaGuard() { set_isa_cap(kTopIsa); }
 };
 
 Bytes quantize(DType t, const std::vector<float>& x) {
@@ -457,7 +457,7 @@ TEST(QuantDot, EveryIsaMatchesDequantizedReference) {
           k->vec_dot(n, &disp, w.data(), a.data());
           EXPECT_EQ(disp, got) << dtype_name(t) << " dispatch at " << isa_name(isa);
         }
-        set_isa_cap(Isa::Avx512);
+        set_isa_cap(kTopIsa);
       }
     }
   }
@@ -488,6 +488,36 @@ TEST(QuantDot, MultiTokenMatchesSingleToken) {
               << dtype_name(t) << " " << isa_name(isa) << " token " << tk << "/" << n_tok;
           EXPECT_EQ(out[tk * stride + 1], -7.0f);
         }
+      }
+    }
+  }
+}
+
+TEST(QuantDot, RowBlocksMatchTheReference) {
+  std::mt19937 rng(9);
+  for (DType t : kWeightTypes) {
+    const QuantKernels* k = quant_kernels(t);
+    // 19 legacy blocks: two passes of 8 plus a 3-block tail; K-quants: 3 super-blocks.
+    const int64_t n = dtype_info(t).block_elems == 32 ? 32 * 19 : 256 * 3;
+    const int64_t rb = row_bytes(t, n), stride = rb + 6;  // rows apart by more than a row
+    const Bytes a = quantize(k->vec_dot_type, gaussian(n, static_cast<uint32_t>(rng()), 2.0f));
+    for (int64_t n_rows : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{7}, int64_t{9}}) {
+      Bytes w(static_cast<size_t>(n_rows * stride), 0xCD);
+      std::vector<Bytes> rows;
+      for (int64_t r = 0; r < n_rows; ++r) {
+        rows.push_back(quantize(t, gaussian(n, static_cast<uint32_t>(rng()))));
+        std::copy(rows.back().begin(), rows.back().end(), w.begin() + r * stride);
+      }
+      for (Isa isa : isas_here()) {
+        std::vector<float> out(static_cast<size_t>(n_rows + 1), -7.0f);
+        vec_dot_rows_for_isa(t, isa)(n, n_rows, w.data(), stride, a.data(), out.data());
+        for (int64_t r = 0; r < n_rows; ++r) {
+          double ref, tol;
+          reference(t, n, rows[static_cast<size_t>(r)], a, &ref, &tol);
+          EXPECT_NEAR(out[static_cast<size_t>(r)], ref, tol)
+              << dtype_name(t) << " " << isa_name(isa) << " row " << r << "/" << n_rows;
+        }
+        EXPECT_EQ(out[static_cast<size_t>(n_rows)], -7.0f) << "wrote past the last row";
       }
     }
   }

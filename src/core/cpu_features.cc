@@ -7,7 +7,7 @@
 
 namespace strata {
 namespace {
-Isa g_cap = Isa::Avx512;
+Isa g_cap = kTopIsa;
 bool g_cap_read = false;
 }  // namespace
 
@@ -27,6 +27,8 @@ const CpuFeatures& cpu_features() {
         r.avx512f = zmm && (b & bit_AVX512F);
         r.avx512bw = zmm && (b & bit_AVX512BW);
         r.avx512vl = zmm && (b & bit_AVX512VL);
+        r.avx512vbmi = zmm && (c & bit_AVX512VBMI);
+        r.avx512vnni = zmm && (c & bit_AVX512VNNI);
       }
     }
     return r;
@@ -43,22 +45,32 @@ Isa best_isa() {
   if (!g_cap_read) {
     g_cap_read = true;
     if (const char* e = std::getenv("STRATA_ISA")) {
-      if (!std::strcmp(e, "scalar")) g_cap = Isa::Scalar;
-      else if (!std::strcmp(e, "avx2")) g_cap = Isa::Avx2;
+      if (!std::strcmp(e, "scalar"))
+        g_cap = Isa::Scalar;
+      else if (!std::strcmp(e, "avx2"))
+        g_cap = Isa::Avx2;
+      else if (!std::strcmp(e, "avx512"))
+        g_cap = Isa::Avx512;
     }
   }
   const CpuFeatures& f = cpu_features();
   Isa have = Isa::Scalar;
   if (f.avx2 && f.fma && f.f16c) have = Isa::Avx2;
   if (have == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) have = Isa::Avx512;
+  if (have == Isa::Avx512 && f.avx512vnni && f.avx512vbmi) have = Isa::Avx512Vnni;
   return static_cast<int>(have) < static_cast<int>(g_cap) ? have : g_cap;
 }
 
 const char* isa_name(Isa i) {
   switch (i) {
-    case Isa::Scalar: return "scalar";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+    case Isa::Avx512Vnni:
+      return "avx512vnni";
   }
   return "?";
 }

@@ -104,6 +104,7 @@ void g4_matmul_groups(const void* w, int64_t out, int64_t in, const float* x, in
   std::vector<float> scratch(static_cast<size_t>(4 * in));
   switch (best_isa()) {
     case Isa::Avx512:
+    case Isa::Avx512Vnni:
       return g4::matmul_avx512(w, out, in, x, n_tok, y, group_begin, group_end, scratch.data());
     case Isa::Avx2:
       return g4::matmul_avx2(w, out, in, x, n_tok, y, group_begin, group_end, scratch.data());

@@ -10,7 +10,9 @@ namespace strata::qk {
 #define STRATA_QK_DECLARE(name)                                                        \
   void vec_dot_##name(int64_t n, float* out, const void* w, const void* act);          \
   void vec_dot_tokens_##name(int64_t n, int64_t n_tok, const void* w, const void* act, \
-                             int64_t act_stride, float* out, int64_t out_stride);
+                             int64_t act_stride, float* out, int64_t out_stride);      \
+  void vec_dot_rows_##name(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, \
+                           const void* act, float* out);
 #define STRATA_QK_DECLARE_ALL \
   STRATA_QK_DECLARE(q4_0)     \
   STRATA_QK_DECLARE(q4_1)     \
@@ -32,6 +34,14 @@ STRATA_QK_DECLARE_ALL
 namespace avx512 {
 STRATA_QK_DECLARE_ALL
 }
+// AVX-512 with VNNI and VBMI: decode (one token, blocks of rows) only, for the types whose
+// kernels gain from them (dot_avx512vnni.cc).
+namespace avx512vnni {
+void vec_dot_rows_q4_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
+                       float* out);
+void vec_dot_rows_q8_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
+                       float* out);
+}  // namespace avx512vnni
 
 // Dequantizers and quantizers (scalar; dequant.cc, quantize.cc, quantize_k.cc).
 #define STRATA_QK_DECLARE_CONV(name)                                  \
@@ -56,6 +66,14 @@ void tokens_by_rows(int64_t n, int64_t n_tok, const void* w, const void* act, in
                     float* out, int64_t out_stride) {
   for (int64_t t = 0; t < n_tok; ++t)
     Dot(n, out + t * out_stride, w, static_cast<const char*>(act) + t * act_stride);
+}
+
+// Runs a one-token kernel per weight row; the multi-row entry where no ISA-specific one exists.
+template <void (*Dot)(int64_t, float*, const void*, const void*)>
+void rows_by_dot(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
+                 float* out) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    Dot(n, out + r, static_cast<const char*>(w) + r * w_stride, act);
 }
 
 }  // namespace strata::qk

@@ -24,6 +24,11 @@ using VecDotFn = void (*)(int64_t n, float* out, const void* w, const void* act)
 // out[t * out_stride] = dot(w, act + t * act_stride bytes) for t in [0, n_tok).
 using VecDotTokensFn = void (*)(int64_t n, int64_t n_tok, const void* w, const void* act,
                                 int64_t act_stride, float* out, int64_t out_stride);
+// out[r] = dot(w + r * w_stride bytes, act) for r in [0, n_rows): one token against a block of
+// rows, the decode case. The AVX-512 kernels take four rows per pass and share the activation's
+// loads and scales between them.
+using VecDotRowsFn = void (*)(int64_t n, int64_t n_rows, const void* w, int64_t w_stride,
+                              const void* act, float* out);
 
 struct QuantKernels {
   DType type;
@@ -40,6 +45,7 @@ struct QuantKernels {
   // Multi-token dot (best ISA), 4 tokens per pass sharing the weight unpacking. nullptr where
   // vec_dot is.
   VecDotTokensFn vec_dot_tokens;
+  VecDotRowsFn vec_dot_rows;  // best ISA, like vec_dot
 };
 
 // nullptr for non-quantized types and for G4 (see quant/g4.h).
@@ -49,5 +55,6 @@ const QuantKernels* quant_kernels(DType t);
 // or this CPU cannot run it. Scalar always exists for the types that have a vec_dot.
 VecDotFn vec_dot_for_isa(DType t, Isa isa);
 VecDotTokensFn vec_dot_tokens_for_isa(DType t, Isa isa);
+VecDotRowsFn vec_dot_rows_for_isa(DType t, Isa isa);
 
 }  // namespace strata

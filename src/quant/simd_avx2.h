@@ -123,14 +123,19 @@ inline __m256i bit4_bytes(uint32_t x) {
   return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
 }
 
-// Software prefetch of the kBytes that follow p + kPrefetchAhead (one request per cache line).
-// Called once per step of a weight stream with the step's byte count; prefetches past the end
-// of a tensor are harmless (they never fault).
+// Software prefetch of the kBytes that follow p + ahead (one request per cache line). Called
+// once per step of a weight stream with the step's byte count; prefetches past the end of a
+// tensor are harmless (they never fault). Kernels that read several rows at once prefetch the
+// same place in the next group of rows (rows can be shorter than kPrefetchAhead).
 template <int kBytes>
-inline void prefetch_ahead(const void* p) {
-  const char* c = static_cast<const char*>(p) + kPrefetchAhead;
+inline void prefetch_rows(const void* p, int64_t ahead) {
+  const char* c = static_cast<const char*>(p) + ahead;
 #pragma GCC unroll 16
   for (int l = 0; l < kBytes; l += 64) _mm_prefetch(c + l, _MM_HINT_T0);
+}
+template <int kBytes>
+inline void prefetch_ahead(const void* p) {
+  prefetch_rows<kBytes>(p, kPrefetchAhead);
 }
 
 inline __m256i loadu(const void* p) {

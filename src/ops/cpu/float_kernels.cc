@@ -5,6 +5,7 @@ namespace strata::cpu {
 const FloatKernels& float_kernels_for(Isa isa) {
   switch (isa) {
     case Isa::Avx512:
+    case Isa::Avx512Vnni:
       return float_kernels_avx512();
     case Isa::Avx2:
       return float_kernels_avx2();

@@ -199,20 +199,18 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
   });
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   // This ISA's kernels, resolved once rather than per row.
-  VecDotFn dot = vec_dot_for_isa(w.dtype, best_isa());
   VecDotTokensFn dot_tokens = vec_dot_tokens_for_isa(w.dtype, best_isa());
-  if (!dot) dot = q.vec_dot;
+  VecDotRowsFn dot_rows = vec_dot_rows_for_isa(w.dtype, best_isa());
   if (!dot_tokens) dot_tokens = q.vec_dot_tokens;
+  if (!dot_rows) dot_rows = q.vec_dot_rows;
   pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const uint8_t* row = base + r * rb;
-      if (n_tok == 1)
-        dot(k, y + r, row, xqp);
-      else
-        dot_tokens(k, n_tok, row, xqp, ab, y + r, n_out);
-      if (bias)
-        for (int64_t t = 0; t < n_tok; ++t) y[t * n_out + r] += bias[r];
-    }
+    if (n_tok == 1)  // decode: the whole block of rows in one call (several rows per pass)
+      dot_rows(k, r1 - r0, base + r0 * rb, rb, xqp, y + r0);
+    else
+      for (int64_t r = r0; r < r1; ++r) dot_tokens(k, n_tok, base + r * rb, xqp, ab, y + r, n_out);
+    if (bias)
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];
   });
 }
 
