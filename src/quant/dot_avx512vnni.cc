@@ -63,8 +63,8 @@ inline __m512i load_index(const Index& i) {
   return _mm512_loadu_si512(i.data());
 }
 
-// Eight consecutive blocks of kSize bytes as 64-byte vectors; the last one is a masked load, so
-// nothing past the eighth block is read.
+// Eight consecutive blocks of kSize bytes as 64-byte vectors; the last one reads only the
+// group's remaining bytes (zero above), so nothing past the eighth block is read.
 template <int kSize>
 struct Eight {
   static constexpr int kBytes = 8 * kSize, kVecs = (kBytes + 63) / 64;
@@ -121,7 +121,7 @@ inline ActGroup act_group(const uint8_t* p, const Index (&idx)[4]) {
 }
 
 // acc += each lane's int32 block sum times its block's scale; sc holds the eight d_w * d_a, and
-// pair p's two are one 64-bit broadcast (a load, no shuffle).
+// pair p's two are one 64-bit broadcast.
 inline __m512 scale_add(__m512 acc, __m512i sums, const float* sc, int p) {
   double pair;
   std::memcpy(&pair, sc + 2 * p, sizeof pair);
