@@ -2,8 +2,8 @@
 //   <type>/<isa>/ram   a ~32 MiB weight matrix streamed from memory, one activation row (decode:
 //                      vec_dot_rows over blocks of 64 rows, as the CPU matmul calls it)
 //   <type>/<isa>/l2    a ~256 KiB matrix that stays in L2: the kernel's own speed
-//   <type>/avx512vnni/l2row  the same with vec_dot one row at a time: what the four-row
-//                      avx512vnni kernels (Q8_0, Q4_0) save over the single-row AVX-512 ones
+//   Q4_0/avx512vnni/l2row  the same with vec_dot one row at a time: what the four-row
+//                      avx512vnni kernel saves over the single-row AVX-512 one
 //   <type>/<isa>/tok4  the ~32 MiB matrix against 4 activation rows with vec_dot_tokens (prefill)
 //   G4/<isa>/...       g4_matmul_groups on a ~32 MiB G4 matrix, 1 and 4 tokens
 // Run: build-quant/bench/quant_bench --benchmark_filter=... (bytes_per_second is the column).
@@ -118,7 +118,7 @@ const bool kRegistered = [] {
     // avx512vnni has its own kernels only for decode of a few types; the rest repeats avx512.
     const bool vnni = isa == Isa::Avx512Vnni;
     for (DType t : types) {
-      if (vnni && t != DType::Q4_0 && t != DType::Q8_0) continue;
+      if (vnni && t != DType::Q4_0) continue;
       const std::string base = std::string(dtype_name(t)) + "/" + isa_name(isa);
       benchmark::RegisterBenchmark((base + "/ram").c_str(), bench_dot, t, isa, 32ll << 20, 1)
           ->Unit(benchmark::kMillisecond);

@@ -29,8 +29,11 @@ constexpr int kQKK = 256;  // elements per K-quant super-block
 // kernel reads one row at a time with enough arithmetic between loads that the hardware
 // prefetcher alone kept too few lines in flight: Q8_0 decode on the 2-core Zen 3 host measured
 // 13.4 -> 18.2 GB/s on one thread and 22.8 -> 30.8 GB/s on two (matmul_bench, 4096 x 4096).
-// The f16 kernels stream four rows at once and were slower with it, so they do without.
-constexpr int kPrefetchAhead = 2048;
+// The f16 kernels stream four rows at once and were slower with it, so they do without. 2 KiB
+// was the distance chosen there; on the 2-core Zen 5 host (twice the bandwidth) 8 KiB decoded
+// Q8_0 6% faster end to end (30-33 against 28-31 tok/s, four alternations, BENCHMARKS.md) and
+// 16 KiB slower again. The Zen 3 host was not available to re-check 8 KiB.
+constexpr int kPrefetchAhead = 8192;
 
 struct BlockQ4_0 {
   uint16_t d;  // x = d * (q - 8)

@@ -1,14 +1,17 @@
-// Decode kernels (one activation row against a block of weight rows) for CPUs with AVX-512 VNNI
-// and VBMI. Per group of eight blocks:
+// Q4_0 decode (one Q8_1 activation row against a block of weight rows) for CPUs with AVX-512
+// VNNI and VBMI. Per group of eight blocks:
 //  - the blocks are read with plain 64-byte loads, and vpermt2b (VBMI) gathers each block
-//    pair's codes and the eight f16 scales out of them: no per-block loads, no scalar gathers;
-//  - one vpdpbusd (VNNI) per block pair and row: it multiplies unsigned by signed bytes, so the
-//    weights are made unsigned (Q8_0: w + 128, a bit flip; Q4_0: the raw nibble q = w + 8) and the
-//    offset's contribution, -128 or -8 times the activation's sum, is computed once per pair for
-//    all rows and becomes the accumulator's starting value. The result is exact in int32;
+//    pair's nibble bytes and the eight f16 scales out of them: no per-block loads, no scalar
+//    gathers;
+//  - one vpdpbusd (VNNI) per block pair and row: it multiplies unsigned by signed bytes, so it
+//    takes the raw nibble q = w + 8, and the offset's contribution, -8 times the activation's
+//    sums, is computed once per pair for all rows and becomes the accumulator's starting value.
+//    The integer sums are exact (Q8_1's rounded f16 sum s is not used);
 //  - the block sums are scaled in float without a horizontal reduction: the pair's two blocks
 //    alternate by lane, so its two product scales (d_w * d_a) are one 64-bit broadcast.
-// Four rows per pass share the activation's loads, scales and offset sums.
+// Four rows per pass share the activation's loads, scales and offset sums. (A Q8_0 kernel built
+// the same way, with w + 128 as the unsigned side, decoded no faster than the single-row AVX-512
+// one with a long prefetch, and was dropped; BENCHMARKS.md.)
 #include <array>
 #include <cstring>
 
@@ -46,8 +49,6 @@ constexpr Index scale_index(int size, int first, int count, int window) {
 }
 
 // The tables per block layout (GCC warns about function-local static ones used in lambdas).
-constexpr Index kQ8_0Pairs[4] = {pair_index(34, 2, 32, 0, 0), pair_index(34, 2, 32, 1, 64),
-                                 pair_index(34, 2, 32, 2, 128), pair_index(34, 2, 32, 3, 192)};
 constexpr Index kQ8_1Pairs[4] = {pair_index(36, 4, 32, 0, 0), pair_index(36, 4, 32, 1, 64),
                                  pair_index(36, 4, 32, 2, 128), pair_index(36, 4, 32, 3, 192)};
 // Q4_0: pairs 0, 1 come from bytes [0, 128) of the group, pairs 2, 3 from [64, 144).
@@ -97,7 +98,7 @@ struct ActGroup {
   __m256 d;
 };
 
-// Eight scales of 34- or 36-byte blocks: four from the first 128 bytes, four from the next.
+// Eight scales of 36-byte blocks: four from the first 128 bytes, four from the next.
 template <int kSize>
 inline __m256 scales_wide(const Eight<kSize>& g) {
   const __m512i a = _mm512_permutex2var_epi8(g.z[0], load_index(kScalesLo<kSize>), g.z[1]);
@@ -105,7 +106,7 @@ inline __m256 scales_wide(const Eight<kSize>& g) {
   return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(a), _mm512_castsi512_si128(b)));
 }
 
-// Activations in blocks of kSize bytes (Q8_0: 34, Q8_1: 36), `idx` their pair tables.
+// Activations in blocks of kSize bytes (Q8_1: 36), `idx` their pair tables.
 template <int kSize, int kBias>
 inline ActGroup act_group(const uint8_t* p, const Index (&idx)[4]) {
   const Eight<kSize> g(p);
@@ -127,45 +128,6 @@ inline __m512 scale_add(__m512 acc, __m512i sums, const float* sc, int p) {
   std::memcpy(&pair, sc + 2 * p, sizeof pair);
   const __m512 s = _mm512_castpd_ps(_mm512_set1_pd(pair));
   return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), s, acc);
-}
-
-// ---- Q8_0 x Q8_0 --------------------------------------------------------------------------
-
-template <int R>
-void q8_0_rows(int64_t n, const uint8_t* w0, int64_t ws, const uint8_t* a, float* out) {
-  constexpr int kSize = sizeof(BlockQ8_0);
-  const int64_t nb = n / kQK;
-  __m512 acc[R];
-  unroll<R>([&](auto r) { acc[r] = _mm512_setzero_ps(); });
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
-  int64_t i = 0;
-  for (; i + 8 <= nb; i += 8) {
-    const ActGroup ag = act_group<kSize, 0x80>(a + i * kSize, kQ8_0Pairs);
-    unroll<R>([&](auto r) {
-      const uint8_t* wp = w0 + r * ws + i * kSize;
-      prefetch_rows<8 * kSize>(wp, R * ws);
-      const Eight<kSize> g(wp);
-      alignas(32) float sc[8];
-      _mm256_store_ps(sc, _mm256_mul_ps(scales_wide(g), ag.d));
-      unroll<4>([&](auto q) {  // w + 128 (unsigned) times a, minus 128 a: w a, exactly
-        const __m512i w = _mm512_permutex2var_epi8(g.z[q], load_index(kQ8_0Pairs[q]), g.z[q + 1]);
-        const __m512i sum =
-            _mm512_dpbusd_epi32(ag.start[q], _mm512_xor_si512(w, flip), ag.codes[q]);
-        acc[r] = scale_add(acc[r], sum, sc, q);
-      });
-    });
-  }
-  const BlockQ8_0* ab = reinterpret_cast<const BlockQ8_0*>(a);
-  unroll<R>([&](auto r) {
-    const BlockQ8_0* w = reinterpret_cast<const BlockQ8_0*>(w0 + r * ws);
-    float tail = 0;
-    for (int64_t b = i; b < nb; ++b) {
-      int s = 0;
-      for (int j = 0; j < kQK; ++j) s += int{w[b].qs[j]} * int{ab[b].qs[j]};
-      tail += half(w[b].d) * half(ab[b].d) * static_cast<float>(s);
-    }
-    out[r] = _mm512_reduce_add_ps(acc[r]) + tail;
-  });
 }
 
 // ---- Q4_0 x Q8_1 --------------------------------------------------------------------------
@@ -225,11 +187,6 @@ void run_rows(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const 
 }
 
 }  // namespace
-
-void vec_dot_rows_q8_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
-                       float* out) {
-  run_rows<q8_0_rows<4>, q8_0_rows<1>>(n, n_rows, w, w_stride, act, out);
-}
 
 void vec_dot_rows_q4_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
                        float* out) {

@@ -39,8 +39,6 @@ STRATA_QK_DECLARE_ALL
 namespace avx512vnni {
 void vec_dot_rows_q4_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
                        float* out);
-void vec_dot_rows_q8_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
-                       float* out);
 }  // namespace avx512vnni
 
 // Dequantizers and quantizers (scalar; dequant.cc, quantize.cc, quantize_k.cc).
