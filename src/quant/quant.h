@@ -25,8 +25,8 @@ using VecDotFn = void (*)(int64_t n, float* out, const void* w, const void* act)
 using VecDotTokensFn = void (*)(int64_t n, int64_t n_tok, const void* w, const void* act,
                                 int64_t act_stride, float* out, int64_t out_stride);
 // out[r] = dot(w + r * w_stride bytes, act) for r in [0, n_rows): one token against a block of
-// rows, the decode case. The AVX-512 kernels take four rows per pass and share the activation's
-// loads and scales between them.
+// rows, the decode case. Q4_0 at the avx512vnni level takes four rows per pass, sharing the
+// activation's loads, scales and sums; elsewhere it runs the one-row kernel per row.
 using VecDotRowsFn = void (*)(int64_t n, int64_t n_rows, const void* w, int64_t w_stride,
                               const void* act, float* out);
 
