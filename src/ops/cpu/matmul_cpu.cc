@@ -5,11 +5,13 @@
 //    the rows; memory-bound, the weight bytes cross the bus once.
 //  - prefill (many tokens): threads take blocks of rows, widen them to f32 once into a
 //    thread-local tile (dequantizing quantized types), and multiply them with every token using
-//    OpenBLAS sgemm. Small batches of quantized weights use the multi-token fused integer dot.
+//    OpenBLAS sgemm, or strata's AVX-512 gemm_nt where OpenBLAS is not running AVX-512 kernels
+//    (block_gemm). Small batches of quantized weights use the multi-token fused integer dot.
 //  G4 (FlexGen 4-bit, groups of 64 rows) has its own fused kernel over row groups.
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include <cblas.h>
@@ -135,6 +137,39 @@ void float_few(ThreadPool& pool, FewKernel gemm, const Tensor& w, const float* x
   });
 }
 
+// OpenBLAS's sgemm uses AVX-512 only when it runs its kernels for one of these cores. Pinned to
+// an older one (OPENBLAS_CORETYPE=Haswell, as set on the Zen 5 test host), its AVX2 kernels
+// lost to strata's own AVX-512 gemm_nt: 1B pp512 F16 72-90 against 72-74 tok/s, Q4_0 73-90
+// against 67-75; unpinned (Cooperlake kernels) OpenBLAS won, 99-101 against 73 (BENCHMARKS.md).
+bool openblas_runs_avx512() {
+  static const bool yes = [] {
+    const char* c = openblas_get_corename();
+    const std::string core = c ? c : "";
+    for (const char* k : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+      if (core.find(k) != std::string::npos) return true;
+    return false;
+  }();
+  return yes;
+}
+
+// The prefill multiply of one widened block: y[t, r0..] (= or +=) x[t, c..c+nk] . wf rows.
+void block_gemm(const float* x, int64_t k, int64_t n_tok, const float* wf, int64_t ldw, int64_t nr,
+                int64_t nk, bool add, float* y, int64_t n_out) {
+  if (best_isa() >= Isa::Avx512 && !openblas_runs_avx512()) {
+    const FloatKernels& fk = float_kernels();
+    if (!add) return fk.gemm_nt(n_tok, nr, nk, x, k, wf, ldw, y, n_out);
+    thread_local std::vector<float> part;  // gemm_nt overwrites: later k chunks add from here
+    part.resize(static_cast<size_t>(n_tok * nr));
+    fk.gemm_nt(n_tok, nr, nk, x, k, wf, ldw, part.data(), nr);
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = 0; r < nr; ++r) y[t * n_out + r] += part[t * nr + r];
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
+              static_cast<int>(nr), static_cast<int>(nk), 1.0f, x, static_cast<int>(k), wf,
+              static_cast<int>(ldw), add ? 1.0f : 0.0f, y, static_cast<int>(n_out));
+}
+
 // Prefill: row blocks of the weight are widened to f32 (once per block, shared by every token)
 // and multiplied with OpenBLAS's sgemm, one call per block on strata's own threads. OpenBLAS
 // measured 1.3-1.5x faster than the hand-written 3x4 kernel here (docs/design.md).
@@ -172,10 +207,7 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
           widen(w, r0, nr, c, nk, tile.data());
           wf = tile.data();
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
-                    static_cast<int>(nr), static_cast<int>(nk), 1.0f, x + c, static_cast<int>(k),
-                    wf, static_cast<int>(ldw), c == 0 ? 0.0f : 1.0f, y + r0,
-                    static_cast<int>(n_out));
+        block_gemm(x + c, k, n_tok, wf, ldw, nr, nk, c != 0, y + r0, n_out);
       }
       if (bias)
         for (int64_t t = 0; t < n_tok; ++t)
