@@ -55,17 +55,16 @@ constexpr Index kQ8_1Pairs[4] = {pair_index(36, 4, 32, 0, 0), pair_index(36, 4, 
 constexpr Index kQ4_0Pairs[4] = {pair_index(18, 2, 16, 0, 0), pair_index(18, 2, 16, 1, 0),
                                  pair_index(18, 2, 16, 2, 64), pair_index(18, 2, 16, 3, 64)};
 constexpr Index kQ4_0Scales = scale_index(18, 0, 8, 0);
-template <int kSize>
-constexpr Index kScalesLo = scale_index(kSize, 0, 4, 0);
-template <int kSize>
-constexpr Index kScalesHi = scale_index(kSize, 4, 4, 128);
+constexpr Index kQ8_1ScalesLo = scale_index(36, 0, 4, 0),
+                kQ8_1ScalesHi = scale_index(36, 4, 4, 128);
 
 inline __m512i load_index(const Index& i) {
   return _mm512_loadu_si512(i.data());
 }
 
-// Eight consecutive blocks of kSize bytes as 64-byte vectors; the last one reads only the
-// group's remaining bytes (zero above), so nothing past the eighth block is read.
+// Eight consecutive blocks of kSize bytes (Q4_0: 144 bytes, Q8_1: 288) as 64-byte vectors; the
+// last one reads only the group's remaining 16 or 32 bytes (zero above), so nothing past the
+// eighth block is read.
 template <int kSize>
 struct Eight {
   static constexpr int kBytes = 8 * kSize, kVecs = (kBytes + 63) / 64;
@@ -73,16 +72,15 @@ struct Eight {
   explicit Eight(const uint8_t* p) {
     unroll<kVecs>([&](auto k) {
       constexpr int left = kBytes - 64 * k;
+      static_assert(left >= 64 || left == 16 || left == 32);
       if constexpr (left >= 64)
         z[k] = _mm512_loadu_si512(p + 64 * k);
       else if constexpr (left == 16)
         z[k] =
             _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 64 * k)));
-      else if constexpr (left == 32)
+      else
         z[k] = _mm512_zextsi256_si512(
             _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * k)));
-      else
-        z[k] = _mm512_maskz_loadu_epi8((__mmask64(1) << left) - 1, p + 64 * k);
     });
   }
 };
@@ -98,26 +96,24 @@ struct ActGroup {
   __m256 d;
 };
 
-// Eight scales of 36-byte blocks: four from the first 128 bytes, four from the next.
-template <int kSize>
-inline __m256 scales_wide(const Eight<kSize>& g) {
-  const __m512i a = _mm512_permutex2var_epi8(g.z[0], load_index(kScalesLo<kSize>), g.z[1]);
-  const __m512i b = _mm512_permutex2var_epi8(g.z[2], load_index(kScalesHi<kSize>), g.z[3]);
+// The eight Q8_1 scales: four from the first 128 bytes, four from the next.
+inline __m256 q8_1_scales(const Eight<sizeof(BlockQ8_1)>& g) {
+  const __m512i a = _mm512_permutex2var_epi8(g.z[0], load_index(kQ8_1ScalesLo), g.z[1]);
+  const __m512i b = _mm512_permutex2var_epi8(g.z[2], load_index(kQ8_1ScalesHi), g.z[3]);
   return _mm256_cvtph_ps(_mm_unpacklo_epi64(_mm512_castsi512_si128(a), _mm512_castsi512_si128(b)));
 }
 
-// Activations in blocks of kSize bytes (Q8_1: 36), `idx` their pair tables.
-template <int kSize, int kBias>
-inline ActGroup act_group(const uint8_t* p, const Index (&idx)[4]) {
-  const Eight<kSize> g(p);
+// Eight Q8_1 activation blocks against Q4_0 weights, whose nibbles carry an offset of 8.
+inline ActGroup act_group(const uint8_t* p) {
+  const Eight<sizeof(BlockQ8_1)> g(p);
   ActGroup a;
-  const __m512i bias = _mm512_set1_epi8(kBias);
+  const __m512i bias = _mm512_set1_epi8(8);
   unroll<4>([&](auto q) {
-    a.codes[q] = _mm512_permutex2var_epi8(g.z[q], load_index(idx[q]), g.z[q + 1]);
+    a.codes[q] = _mm512_permutex2var_epi8(g.z[q], load_index(kQ8_1Pairs[q]), g.z[q + 1]);
     a.start[q] = _mm512_sub_epi32(_mm512_setzero_si512(),
                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, a.codes[q]));
   });
-  a.d = scales_wide(g);
+  a.d = q8_1_scales(g);
   return a;
 }
 
@@ -143,7 +139,7 @@ void q4_0_rows(int64_t n, const uint8_t* w0, int64_t ws, const uint8_t* a, float
   const __m512i shift = _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4);
   int64_t i = 0;
   for (; i + 8 <= nb; i += 8) {
-    const ActGroup ag = act_group<kActSize, 8>(a + i * kActSize, kQ8_1Pairs);
+    const ActGroup ag = act_group(a + i * kActSize);
     unroll<R>([&](auto r) {
       const uint8_t* wp = w0 + r * ws + i * kSize;
       prefetch_rows<8 * kSize>(wp, R * ws);

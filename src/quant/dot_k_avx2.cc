@@ -286,10 +286,6 @@ void one(int64_t n, float* out, const void* w, const void* act) {
   void vec_dot_tokens_##name(int64_t n, int64_t n_tok, const void* w, const void* act, \
                              int64_t act_stride, float* out, int64_t out_stride) {     \
     run_tokens<KT>(n, n_tok, w, act, act_stride, out, out_stride);                     \
-  }                                                                                    \
-  void vec_dot_rows_##name(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, \
-                           const void* act, float* out) {                              \
-    rows_by_dot<vec_dot_##name>(n, n_rows, w, w_stride, act, out);                     \
   }
 
 STRATA_AVX2_K(q2_k, K23<false>::K)

@@ -199,24 +199,20 @@ void vec_dot_q6_k(int64_t n, float* out, const void* vw, const void* va) {
   *out = acc;
 }
 
-#define STRATA_QK_BATCHED(name)                                                        \
+#define STRATA_QK_TOKENS(name)                                                         \
   void vec_dot_tokens_##name(int64_t n, int64_t n_tok, const void* w, const void* act, \
                              int64_t act_stride, float* out, int64_t out_stride) {     \
     tokens_by_rows<vec_dot_##name>(n, n_tok, w, act, act_stride, out, out_stride);     \
-  }                                                                                    \
-  void vec_dot_rows_##name(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, \
-                           const void* act, float* out) {                              \
-    rows_by_dot<vec_dot_##name>(n, n_rows, w, w_stride, act, out);                     \
   }
-STRATA_QK_BATCHED(q4_0)
-STRATA_QK_BATCHED(q4_1)
-STRATA_QK_BATCHED(q5_0)
-STRATA_QK_BATCHED(q5_1)
-STRATA_QK_BATCHED(q8_0)
-STRATA_QK_BATCHED(q2_k)
-STRATA_QK_BATCHED(q3_k)
-STRATA_QK_BATCHED(q4_k)
-STRATA_QK_BATCHED(q5_k)
-STRATA_QK_BATCHED(q6_k)
+STRATA_QK_TOKENS(q4_0)
+STRATA_QK_TOKENS(q4_1)
+STRATA_QK_TOKENS(q5_0)
+STRATA_QK_TOKENS(q5_1)
+STRATA_QK_TOKENS(q8_0)
+STRATA_QK_TOKENS(q2_k)
+STRATA_QK_TOKENS(q3_k)
+STRATA_QK_TOKENS(q4_k)
+STRATA_QK_TOKENS(q5_k)
+STRATA_QK_TOKENS(q6_k)
 
 }  // namespace strata::qk::scalar

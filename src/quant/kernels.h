@@ -10,9 +10,7 @@ namespace strata::qk {
 #define STRATA_QK_DECLARE(name)                                                        \
   void vec_dot_##name(int64_t n, float* out, const void* w, const void* act);          \
   void vec_dot_tokens_##name(int64_t n, int64_t n_tok, const void* w, const void* act, \
-                             int64_t act_stride, float* out, int64_t out_stride);      \
-  void vec_dot_rows_##name(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, \
-                           const void* act, float* out);
+                             int64_t act_stride, float* out, int64_t out_stride);
 #define STRATA_QK_DECLARE_ALL \
   STRATA_QK_DECLARE(q4_0)     \
   STRATA_QK_DECLARE(q4_1)     \
@@ -66,7 +64,8 @@ void tokens_by_rows(int64_t n, int64_t n_tok, const void* w, const void* act, in
     Dot(n, out + t * out_stride, w, static_cast<const char*>(act) + t * act_stride);
 }
 
-// Runs a one-token kernel per weight row; the multi-row entry where no ISA-specific one exists.
+// Runs a one-token kernel per weight row: the multi-row (vec_dot_rows) entry of every ISA and type
+// without a multi-row kernel of its own (quant.cc builds those entries from it).
 template <void (*Dot)(int64_t, float*, const void*, const void*)>
 void rows_by_dot(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
                  float* out) {

@@ -14,76 +14,81 @@ struct PerIsa {
   Fn at(Isa isa) const { return k[static_cast<int>(isa)]; }
 };
 
-template <VecDotFn S, VecDotFn A2, VecDotFn A5>
+template <const PerIsa<VecDotFn>& T>
 void dispatch_dot(int64_t n, float* out, const void* w, const void* act) {
-  constexpr PerIsa<VecDotFn> t{{S, A2, A5, A5}};
-  t.at(best_isa())(n, out, w, act);
+  T.at(best_isa())(n, out, w, act);
 }
 
-template <VecDotTokensFn S, VecDotTokensFn A2, VecDotTokensFn A5>
+template <const PerIsa<VecDotTokensFn>& T>
 void dispatch_tokens(int64_t n, int64_t n_tok, const void* w, const void* act, int64_t act_stride,
                      float* out, int64_t out_stride) {
-  constexpr PerIsa<VecDotTokensFn> t{{S, A2, A5, A5}};
-  t.at(best_isa())(n, n_tok, w, act, act_stride, out, out_stride);
+  T.at(best_isa())(n, n_tok, w, act, act_stride, out, out_stride);
 }
 
-template <VecDotRowsFn S, VecDotRowsFn A2, VecDotRowsFn A5, VecDotRowsFn A5V>
+template <const PerIsa<VecDotRowsFn>& T>
 void dispatch_rows(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
                    float* out) {
-  constexpr PerIsa<VecDotRowsFn> t{{S, A2, A5, A5V}};
-  t.at(best_isa())(n, n_rows, w, w_stride, act, out);
+  T.at(best_isa())(n, n_rows, w, w_stride, act, out);
 }
+
+// Each type's kernels per ISA level, once: the dispatchers and vec_dot*_for_isa read the same
+// tables. Multi-row entries loop over the one-row kernel unless ROWS5V names a kernel of the
+// avx512vnni level.
+#define STRATA_QK_ROWS_BY_DOT(isa, name) qk::rows_by_dot<qk::isa::vec_dot_##name>
+#define STRATA_QK_TABLES(name, ROWS5V)                                                          \
+  constexpr PerIsa<VecDotFn> kDot_##name{{qk::scalar::vec_dot_##name, qk::avx2::vec_dot_##name, \
+                                          qk::avx512::vec_dot_##name,                           \
+                                          qk::avx512::vec_dot_##name}};                         \
+  constexpr PerIsa<VecDotTokensFn> kTok_##name{                                                 \
+      {qk::scalar::vec_dot_tokens_##name, qk::avx2::vec_dot_tokens_##name,                      \
+       qk::avx512::vec_dot_tokens_##name, qk::avx512::vec_dot_tokens_##name}};                  \
+  constexpr PerIsa<VecDotRowsFn> kRows_##name{{STRATA_QK_ROWS_BY_DOT(scalar, name),             \
+                                               STRATA_QK_ROWS_BY_DOT(avx2, name),               \
+                                               STRATA_QK_ROWS_BY_DOT(avx512, name), ROWS5V}};
+STRATA_QK_TABLES(q4_0, qk::avx512vnni::vec_dot_rows_q4_0)
+STRATA_QK_TABLES(q4_1, STRATA_QK_ROWS_BY_DOT(avx512, q4_1))
+STRATA_QK_TABLES(q5_0, STRATA_QK_ROWS_BY_DOT(avx512, q5_0))
+STRATA_QK_TABLES(q5_1, STRATA_QK_ROWS_BY_DOT(avx512, q5_1))
+STRATA_QK_TABLES(q8_0, STRATA_QK_ROWS_BY_DOT(avx512, q8_0))
+STRATA_QK_TABLES(q2_k, STRATA_QK_ROWS_BY_DOT(avx512, q2_k))
+STRATA_QK_TABLES(q3_k, STRATA_QK_ROWS_BY_DOT(avx512, q3_k))
+STRATA_QK_TABLES(q4_k, STRATA_QK_ROWS_BY_DOT(avx512, q4_k))
+STRATA_QK_TABLES(q5_k, STRATA_QK_ROWS_BY_DOT(avx512, q5_k))
+STRATA_QK_TABLES(q6_k, STRATA_QK_ROWS_BY_DOT(avx512, q6_k))
 
 struct Entry {
   QuantKernels k;
-  PerIsa<VecDotFn> dot;
-  PerIsa<VecDotTokensFn> tok;
-  PerIsa<VecDotRowsFn> rows;
+  const PerIsa<VecDotFn>* dot;
+  const PerIsa<VecDotTokensFn>* tok;
+  const PerIsa<VecDotRowsFn>* rows;
 };
 
-// ROWS5V: the avx512vnni rows kernel (avx512vnni::vec_dot_rows_<name>, or the avx512 one).
-#define STRATA_QK_ENTRY(T, VT, name, ROWS5V)                                                \
-  Entry {                                                                                   \
-    {DType::T,                                                                              \
-     DType::VT,                                                                             \
-     qk::dequantize_row_##name,                                                             \
-     qk::quantize_row_##name,                                                               \
-     dispatch_dot<qk::scalar::vec_dot_##name, qk::avx2::vec_dot_##name,                     \
-                  qk::avx512::vec_dot_##name>,                                              \
-     qk::scalar::vec_dot_##name,                                                            \
-     dispatch_tokens<qk::scalar::vec_dot_tokens_##name, qk::avx2::vec_dot_tokens_##name,    \
-                     qk::avx512::vec_dot_tokens_##name>,                                    \
-     dispatch_rows<qk::scalar::vec_dot_rows_##name, qk::avx2::vec_dot_rows_##name,          \
-                   qk::avx512::vec_dot_rows_##name, ROWS5V>},                               \
-        {{qk::scalar::vec_dot_##name, qk::avx2::vec_dot_##name, qk::avx512::vec_dot_##name, \
-          qk::avx512::vec_dot_##name}},                                                     \
-        {{qk::scalar::vec_dot_tokens_##name, qk::avx2::vec_dot_tokens_##name,               \
-          qk::avx512::vec_dot_tokens_##name, qk::avx512::vec_dot_tokens_##name}},           \
-        {{qk::scalar::vec_dot_rows_##name, qk::avx2::vec_dot_rows_##name,                   \
-          qk::avx512::vec_dot_rows_##name, ROWS5V}},                                        \
+#define STRATA_QK_ENTRY(T, VT, name)              \
+  Entry {                                         \
+    {DType::T,                                    \
+     DType::VT,                                   \
+     qk::dequantize_row_##name,                   \
+     qk::quantize_row_##name,                     \
+     dispatch_dot<kDot_##name>,                   \
+     qk::scalar::vec_dot_##name,                  \
+     dispatch_tokens<kTok_##name>,                \
+     dispatch_rows<kRows_##name>},                \
+        &kDot_##name, &kTok_##name, &kRows_##name \
   }
 #define STRATA_QK_ACT_ENTRY(T, name)                                                           \
   Entry {                                                                                      \
     {DType::T, DType::T, qk::dequantize_row_##name, qk::quantize_row_##name, nullptr, nullptr, \
      nullptr,  nullptr},                                                                       \
-        {}, {}, {},                                                                            \
+        nullptr, nullptr, nullptr                                                              \
   }
-#define STRATA_QK_SAME(name) qk::avx512::vec_dot_rows_##name
-#define STRATA_QK_VNNI(name) qk::avx512vnni::vec_dot_rows_##name
 
 const Entry kEntries[] = {
-    STRATA_QK_ENTRY(Q4_0, Q8_1, q4_0, STRATA_QK_VNNI(q4_0)),
-    STRATA_QK_ENTRY(Q4_1, Q8_1, q4_1, STRATA_QK_SAME(q4_1)),
-    STRATA_QK_ENTRY(Q5_0, Q8_1, q5_0, STRATA_QK_SAME(q5_0)),
-    STRATA_QK_ENTRY(Q5_1, Q8_1, q5_1, STRATA_QK_SAME(q5_1)),
-    STRATA_QK_ENTRY(Q8_0, Q8_0, q8_0, STRATA_QK_SAME(q8_0)),
-    STRATA_QK_ACT_ENTRY(Q8_1, q8_1),
-    STRATA_QK_ENTRY(Q2_K, Q8_K, q2_k, STRATA_QK_SAME(q2_k)),
-    STRATA_QK_ENTRY(Q3_K, Q8_K, q3_k, STRATA_QK_SAME(q3_k)),
-    STRATA_QK_ENTRY(Q4_K, Q8_K, q4_k, STRATA_QK_SAME(q4_k)),
-    STRATA_QK_ENTRY(Q5_K, Q8_K, q5_k, STRATA_QK_SAME(q5_k)),
-    STRATA_QK_ENTRY(Q6_K, Q8_K, q6_k, STRATA_QK_SAME(q6_k)),
-    STRATA_QK_ACT_ENTRY(Q8_K, q8_k),
+    STRATA_QK_ENTRY(Q4_0, Q8_1, q4_0), STRATA_QK_ENTRY(Q4_1, Q8_1, q4_1),
+    STRATA_QK_ENTRY(Q5_0, Q8_1, q5_0), STRATA_QK_ENTRY(Q5_1, Q8_1, q5_1),
+    STRATA_QK_ENTRY(Q8_0, Q8_0, q8_0), STRATA_QK_ACT_ENTRY(Q8_1, q8_1),
+    STRATA_QK_ENTRY(Q2_K, Q8_K, q2_k), STRATA_QK_ENTRY(Q3_K, Q8_K, q3_k),
+    STRATA_QK_ENTRY(Q4_K, Q8_K, q4_k), STRATA_QK_ENTRY(Q5_K, Q8_K, q5_k),
+    STRATA_QK_ENTRY(Q6_K, Q8_K, q6_k), STRATA_QK_ACT_ENTRY(Q8_K, q8_k),
 };
 
 const Entry* find(DType t) {
@@ -117,19 +122,19 @@ const QuantKernels* quant_kernels(DType t) {
 VecDotFn vec_dot_for_isa(DType t, Isa isa) {
   const Entry* e = find(t);
   if (!e || !isa_runs_here(isa)) return nullptr;
-  return e->dot.at(isa);
+  return e->dot ? e->dot->at(isa) : nullptr;
 }
 
 VecDotTokensFn vec_dot_tokens_for_isa(DType t, Isa isa) {
   const Entry* e = find(t);
   if (!e || !isa_runs_here(isa)) return nullptr;
-  return e->tok.at(isa);
+  return e->tok ? e->tok->at(isa) : nullptr;
 }
 
 VecDotRowsFn vec_dot_rows_for_isa(DType t, Isa isa) {
   const Entry* e = find(t);
   if (!e || !isa_runs_here(isa)) return nullptr;
-  return e->rows.at(isa);
+  return e->rows ? e->rows->at(isa) : nullptr;
 }
 
 }  // namespace strata
