@@ -316,7 +316,10 @@ TEST(PerplexityCli, JsonMatchesTheLibrary) {
             0)
       << out;
   const auto j = nlohmann::json::parse(out);
-  const PerplexityResult r = ppl_of(q8, false, 512, 4);
+  // The same batch as the command: with Q8 activations (the integer prefill) a different batch
+  // can flip the rounding of a few activation codes (attention sums in another order) and moves
+  // the perplexity by ~1e-4.
+  const PerplexityResult r = ppl_of(q8, false, 64, 4);
   EXPECT_LT(rel(j["ppl"].get<double>(), r.ppl), 1e-5);
   EXPECT_EQ(j["chunks"].get<int64_t>(), r.n_chunks);
   EXPECT_EQ(j["scored_tokens"].get<int64_t>(), r.n_scored);

@@ -15,6 +15,7 @@
 #include "core/half.h"
 #include "quant/blocks.h"
 #include "quant/g4.h"
+#include "quant/panel_gemm.h"
 #include "quant/quant.h"
 
 namespace strata {
@@ -523,7 +524,110 @@ TEST(QuantDot, RowBlocksMatchTheReference) {
   }
 }
 
-// ---- (d) G4 ---------------------------------------------------------------------------------
+// ---- (d) Panel GEMM (integer prefill) ------------------------------------------------------
+
+// The scalar reference against double math: each block's integer sum of (weight codes x
+// activation codes) scaled by d_w x d_a, i.e. the dequantized weights dotted with the dequantized
+// activations; and within 8-bit rounding of the f32 activations.
+TEST(PanelGemm, ReferenceIsTheDequantizedDot) {
+  const int64_t n = 32 * 11, n_tok = 5, n_rows = 3;
+  const std::vector<float> x = gaussian(n * n_tok, 31, 1.5f);
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    const PanelGemm* ref = panel_gemm_for_isa(t, Isa::Scalar);
+    ASSERT_NE(ref, nullptr) << dtype_name(t);
+    EXPECT_EQ(ref->offset, t == DType::Q4_0 ? 8 : 128);
+    std::vector<uint8_t> buf(static_cast<size_t>(q8_panel_bytes(n, n_tok)));
+    const Q8Panel p = q8_panel_view(buf.data(), n, n_tok);
+    ref->quantize(x.data(), n, 0, n_tok, ref->offset, p);
+    const int64_t rb = row_bytes(t, n);
+    Bytes w(static_cast<size_t>(n_rows * rb));
+    std::vector<std::vector<float>> deq;
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const Bytes row = quantize(t, gaussian(n, static_cast<uint32_t>(40 + r)));
+      std::copy(row.begin(), row.end(), w.begin() + r * rb);
+      deq.push_back(dequantize(t, row, n));
+    }
+    std::vector<float> y(static_cast<size_t>(n_tok * n_rows));
+    ref->gemm(w.data(), rb, n_rows, p, y.data(), n_rows);
+    for (int64_t tk = 0; tk < n_tok; ++tk)
+      for (int64_t r = 0; r < n_rows; ++r) {
+        double exact = 0, with_x = 0, mag = 0;
+        for (int64_t i = 0; i < n; ++i) {
+          const double wi = deq[static_cast<size_t>(r)][static_cast<size_t>(i)];
+          const int64_t b = i / kPanelBlock;
+          const int32_t code = p.codes[tk * n + i];
+          EXPECT_LE(std::abs(code), 127);
+          exact += wi * code * p.d[tk * (n / kPanelBlock) + b];
+          with_x += wi * x[static_cast<size_t>(tk * n + i)];
+          mag += std::fabs(wi * x[static_cast<size_t>(tk * n + i)]);
+        }
+        const float got = y[static_cast<size_t>(tk * n_rows + r)];
+        EXPECT_NEAR(got, exact, 1e-5 * mag) << dtype_name(t) << " token " << tk << " row " << r;
+        EXPECT_NEAR(got, with_x, 0.01 * mag) << dtype_name(t) << " token " << tk << " row " << r;
+      }
+    // The start values are -offset x the sum of each block's codes.
+    for (int64_t tk = 0; tk < n_tok; ++tk)
+      for (int64_t b = 0; b < n / kPanelBlock; ++b) {
+        int32_t sum = 0;
+        for (int j = 0; j < kPanelBlock; ++j) sum += p.codes[tk * n + b * kPanelBlock + j];
+        EXPECT_EQ(p.start[tk * (n / kPanelBlock) + b], -ref->offset * sum);
+      }
+  }
+}
+
+// The vectorized panel (AVX-512 VNNI) against the scalar reference, bit for bit: the same codes,
+// scales and start values, and the same floats out of the GEMM (both round d_w x d_a and add the
+// blocks in order with one FMA each). Strips of 32 rows and tiles of 6 tokens with every kind of
+// remainder, weight rows further apart than a row, and outputs wider than the rows: nothing
+// outside [0, n_rows) of each output row may be written.
+TEST(PanelGemm, VectorKernelMatchesReferenceExactly) {
+  if (!panel_gemm_for_isa(DType::Q4_0, Isa::Avx512Vnni))
+    GTEST_SKIP() << "this CPU has no AVX-512 VNNI + VBMI";
+  const int64_t n = 32 * 13, ldx = n + 5;
+  for (DType t : {DType::Q4_0, DType::Q8_0}) {
+    const PanelGemm* ref = panel_gemm_for_isa(t, Isa::Scalar);
+    const PanelGemm* vec = panel_gemm_for_isa(t, Isa::Avx512Vnni);
+    ASSERT_NE(vec, nullptr);
+    ASSERT_EQ(vec->offset, ref->offset);
+    const int64_t rb = row_bytes(t, n), ws = rb + 10;
+    for (int64_t n_tok : {int64_t{1}, int64_t{5}, int64_t{6}, int64_t{7}, int64_t{13}}) {
+      const std::vector<float> x = gaussian(ldx * n_tok, static_cast<uint32_t>(n_tok), 3.0f);
+      std::vector<uint8_t> bv(static_cast<size_t>(q8_panel_bytes(n, n_tok)));
+      std::vector<uint8_t> br(bv.size());
+      const Q8Panel pv = q8_panel_view(bv.data(), n, n_tok);
+      const Q8Panel pr = q8_panel_view(br.data(), n, n_tok);
+      ref->quantize(x.data(), ldx, 0, n_tok, ref->offset, pr);
+      const int64_t half = n_tok / 2;  // in two parts, as threads do
+      vec->quantize(x.data(), ldx, 0, half, vec->offset, pv);
+      vec->quantize(x.data(), ldx, half, n_tok, vec->offset, pv);
+      for (int64_t i = 0; i < n * n_tok; ++i)
+        ASSERT_EQ(pv.codes[i], pr.codes[i]) << dtype_name(t) << " code " << i;
+      for (int64_t i = 0; i < n / kPanelBlock * n_tok; ++i) {
+        ASSERT_EQ(pv.d[i], pr.d[i]) << dtype_name(t) << " scale " << i;
+        ASSERT_EQ(pv.start[i], pr.start[i]) << dtype_name(t) << " start " << i;
+      }
+      for (int64_t n_rows : {int64_t{1}, int64_t{15}, int64_t{16}, int64_t{17}, int64_t{32},
+                             int64_t{45}, int64_t{64}}) {
+        Bytes w(static_cast<size_t>(n_rows * ws), 0xCD);
+        for (int64_t r = 0; r < n_rows; ++r) {
+          const Bytes row = quantize(t, gaussian(n, static_cast<uint32_t>(100 + r), 0.7f));
+          std::copy(row.begin(), row.end(), w.begin() + r * ws);
+        }
+        const int64_t ldy = n_rows + 3;
+        std::vector<float> yr(static_cast<size_t>(n_tok * ldy), -7.0f), yv = yr;
+        ref->gemm(w.data(), ws, n_rows, pr, yr.data(), ldy);
+        vec->gemm(w.data(), ws, n_rows, pv, yv.data(), ldy);
+        for (int64_t tk = 0; tk < n_tok; ++tk)
+          for (int64_t r = 0; r < ldy; ++r)
+            ASSERT_EQ(yv[static_cast<size_t>(tk * ldy + r)], yr[static_cast<size_t>(tk * ldy + r)])
+                << dtype_name(t) << " tokens " << n_tok << " rows " << n_rows << " at token " << tk
+                << " row " << r;
+      }
+    }
+  }
+}
+
+// ---- (e) G4 ---------------------------------------------------------------------------------
 
 TEST(G4, WeightRoundTripAndLayout) {
   for (int64_t out : {int64_t{1}, int64_t{64}, int64_t{100}, int64_t{130}}) {

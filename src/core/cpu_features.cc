@@ -36,6 +36,18 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
+namespace {
+// The best level this CPU runs, ignoring the cap.
+Isa hardware_isa() {
+  const CpuFeatures& f = cpu_features();
+  Isa have = Isa::Scalar;
+  if (f.avx2 && f.fma && f.f16c) have = Isa::Avx2;
+  if (have == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) have = Isa::Avx512;
+  if (have == Isa::Avx512 && f.avx512vnni && f.avx512vbmi) have = Isa::Avx512Vnni;
+  return have;
+}
+}  // namespace
+
 void set_isa_cap(Isa cap) {
   g_cap = cap;
   g_cap_read = true;
@@ -53,12 +65,12 @@ Isa best_isa() {
         g_cap = Isa::Avx512;
     }
   }
-  const CpuFeatures& f = cpu_features();
-  Isa have = Isa::Scalar;
-  if (f.avx2 && f.fma && f.f16c) have = Isa::Avx2;
-  if (have == Isa::Avx2 && f.avx512f && f.avx512bw && f.avx512vl) have = Isa::Avx512;
-  if (have == Isa::Avx512 && f.avx512vnni && f.avx512vbmi) have = Isa::Avx512Vnni;
+  const Isa have = hardware_isa();
   return static_cast<int>(have) < static_cast<int>(g_cap) ? have : g_cap;
+}
+
+bool isa_runs_here(Isa isa) {
+  return static_cast<int>(isa) <= static_cast<int>(hardware_isa());
 }
 
 const char* isa_name(Isa i) {

@@ -18,6 +18,7 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 Isa best_isa();             // best ISA usable here, capped by STRATA_ISA
+bool isa_runs_here(Isa i);  // whether this CPU can run level i (the cap aside)
 void set_isa_cap(Isa cap);  // for tests and benchmarks
 const char* isa_name(Isa i);
 

@@ -36,6 +36,10 @@ inline int64_t prefill_tile_bytes(int64_t k) {
 // activations quantized to Q8 (one buffer of at most this many rows); more go through the prefill
 // path above.
 inline constexpr int64_t kQuantGemmMinTokens = 16;
+// Where the CPU has an integer prefill for the weight type (quant/panel_gemm.h), many tokens are
+// quantized into a Q8 panel of at most this many tokens at a time instead; the memory model
+// counts the panel (q8_panel_bytes) in place of the few-token Q8 buffer when it is larger.
+inline constexpr int64_t kQ8PanelTokens = 512;
 
 }  // namespace strata
 

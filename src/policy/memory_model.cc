@@ -10,6 +10,7 @@
 #include "core/thread_pool.h"
 #include "memory/kv_pool.h"
 #include "ops/matmul.h"
+#include "quant/panel_gemm.h"
 
 namespace strata {
 
@@ -109,14 +110,24 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   m.slack = 8ull << 20;
   // The Q8 activations exist for fewer than kQuantGemmMinTokens tokens only (ops/matmul.h); the
   // 6.7B plan's 8192-token prefill step measured 9.5% under a prediction that sized them by the
-  // whole step.
+  // whole step. Where the integer prefill runs (Q4_0/Q8_0 weights on an AVX-512 VNNI CPU), the
+  // same buffer holds a Q8 panel of up to kQ8PanelTokens tokens instead, and each thread packs a
+  // strip of 32 weight rows (36 bytes per column).
   // G4 weights never go through sgemm (g4_matmul): no widened tile, no OpenBLAS buffers, only
   // the threads' stacks (the 100M model at 320 MiB measured 7.8% under the prediction with them).
-  const uint64_t per_thread =
-      p.compress_weight ? (1ull << 20)
-                        : static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20);
-  m.run_slack = threads * per_thread +
-                static_cast<uint64_t>(std::min(mb_tokens, kQuantGemmMinTokens) * widest) * 2;
+  bool panel = false;
+  for (const auto& t : plan.tensors) panel = panel || panel_gemm(t.dtype) != nullptr;
+  const uint64_t per_thread = p.compress_weight
+                                  ? (1ull << 20)
+                                  : static_cast<uint64_t>(prefill_tile_bytes(widest)) +
+                                        (8ull << 20) + (panel ? 36 * widest : 0);
+  const uint64_t q8_rows =
+      static_cast<uint64_t>(std::min(mb_tokens, kQuantGemmMinTokens) * widest) * 2;
+  const uint64_t q8_panel =
+      panel ? static_cast<uint64_t>(
+                  q8_panel_bytes(static_cast<int64_t>(widest), std::min(mb_tokens, kQ8PanelTokens)))
+            : 0;
+  m.run_slack = threads * per_thread + std::max(q8_rows, q8_panel);
   // [policy-search] Compression while loading (schedule/offload_file.cc produce_tensor): the
   // source tensor and 64 rows widened to f32, plus the converted copy for the offload file.
   for (const auto& t : plan.tensors) {

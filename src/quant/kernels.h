@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "quant/blocks.h"
+#include "quant/panel_gemm.h"
 
 namespace strata::qk {
 
@@ -32,11 +33,18 @@ STRATA_QK_DECLARE_ALL
 namespace avx512 {
 STRATA_QK_DECLARE_ALL
 }
-// AVX-512 with VNNI and VBMI: decode (one token, blocks of rows) only, for the types whose
-// kernels gain from them (dot_avx512vnni.cc).
+// AVX-512 with VNNI and VBMI: decode (one token, blocks of rows) for the types whose kernels gain
+// from them (dot_avx512vnni.cc), and the integer prefill.
 namespace avx512vnni {
 void vec_dot_rows_q4_0(int64_t n, int64_t n_rows, const void* w, int64_t w_stride, const void* act,
                        float* out);
+// The panel GEMM (panel_gemm.h; panel_gemm_avx512vnni.cc).
+void quantize_panel(const float* x, int64_t ldx, int64_t t0, int64_t t1, int offset,
+                    const Q8Panel& p);
+void panel_gemm_q4_0(const void* w, int64_t w_stride, int64_t n_rows, const Q8Panel& p, float* y,
+                     int64_t ldy);
+void panel_gemm_q8_0(const void* w, int64_t w_stride, int64_t n_rows, const Q8Panel& p, float* y,
+                     int64_t ldy);
 }  // namespace avx512vnni
 
 // Dequantizers and quantizers (scalar; dequant.cc, quantize.cc, quantize_k.cc).

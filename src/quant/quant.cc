@@ -97,21 +97,6 @@ const Entry* find(DType t) {
   return nullptr;
 }
 
-bool isa_runs_here(Isa isa) {
-  const CpuFeatures& f = cpu_features();
-  switch (isa) {
-    case Isa::Scalar:
-      return true;
-    case Isa::Avx2:
-      return f.avx2 && f.fma && f.f16c;
-    case Isa::Avx512:
-      return f.avx2 && f.fma && f.f16c && f.avx512f && f.avx512bw && f.avx512vl;
-    case Isa::Avx512Vnni:
-      return isa_runs_here(Isa::Avx512) && f.avx512vnni && f.avx512vbmi;
-  }
-  return false;
-}
-
 }  // namespace
 
 const QuantKernels* quant_kernels(DType t) {

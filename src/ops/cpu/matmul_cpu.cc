@@ -21,6 +21,7 @@
 #include "ops/cpu/float_kernels.h"
 #include "ops/matmul.h"
 #include "quant/g4.h"
+#include "quant/panel_gemm.h"
 #include "quant/quant.h"
 
 namespace strata::cpu {
@@ -216,6 +217,41 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
   });
 }
 
+// The calling thread's buffer for quantized activations (the Q8 rows of quant_matmul or the
+// panel of panel_matmul; one buffer, so the memory model counts the larger of the two).
+uint8_t* act_scratch(int64_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (static_cast<int64_t>(buf.size()) < bytes) buf.resize(static_cast<size_t>(bytes));
+  return buf.data();
+}
+
+// Prefill with integer products (quant/panel_gemm.h): up to kQ8PanelTokens tokens at a time are
+// quantized into a Q8 panel (threads split the tokens), then threads split the weight rows in
+// strips of 32, each strip packed once and multiplied with every token of the panel.
+void panel_matmul(ThreadPool& pool, const Tensor& w, const PanelGemm& pg, const float* x,
+                  int64_t n_tok, float* y, const float* bias) {
+  const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
+  const int64_t chunk = std::min(n_tok, kQ8PanelTokens);
+  void* buf = act_scratch(q8_panel_bytes(k, chunk));
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  constexpr int64_t kStrip = 32;
+  const int64_t strips = (n_out + kStrip - 1) / kStrip;
+  for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
+    const int64_t nt = std::min(chunk, n_tok - t0);
+    const Q8Panel p = q8_panel_view(buf, k, nt);
+    const float* xt = x + t0 * k;
+    pool.parallel_for(nt, 8, [&](int64_t a, int64_t b) { pg.quantize(xt, k, a, b, pg.offset, p); });
+    float* yt = y + t0 * n_out;
+    pool.parallel_for(strips, 1, [&](int64_t s0, int64_t s1) {
+      const int64_t r0 = s0 * kStrip, r1 = std::min(n_out, s1 * kStrip);
+      pg.gemm(base + r0 * rb, rb, r1 - r0, p, yt + r0, n_out);
+      if (bias)
+        for (int64_t t = 0; t < nt; ++t)
+          for (int64_t r = r0; r < r1; ++r) yt[t * n_out + r] += bias[r];
+    });
+  }
+}
+
 void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, const float* x,
                   int64_t n_tok, float* y, const float* bias) {
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
@@ -223,9 +259,7 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
   if (!act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
   const int64_t ab = row_bytes(q.vec_dot_type, k);
   // Activations quantized once per token, shared by every row.
-  thread_local std::vector<uint8_t> xq;
-  xq.resize(static_cast<size_t>(ab * n_tok));
-  uint8_t* xqp = xq.data();
+  uint8_t* xqp = act_scratch(ab * n_tok);
   pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) act->quantize_row(x + t * k, xqp + t * ab, k);
   });
@@ -282,9 +316,16 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
   const QuantKernels* q = quant_kernels(w.dtype);
   if (!q || !q->vec_dot)
     fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
-  // Many tokens (prefill, large batches) are compute-bound: dequantizing a row block once and
-  // using sgemm beats the integer dot products there; decoding stays on the fused integer path.
-  if (n_tok >= kQuantGemmMinTokens) return float_gemm(pool, w, x, n_tok, y, bias);
+  // Many tokens (prefill, large batches) are compute-bound: the integer panel GEMM where this CPU
+  // has one for the type, else dequantizing a row block once and using sgemm (which beats the
+  // one-row integer dot products there); decoding stays on the fused integer path. The panel's
+  // gathers address 32 rows with 32-bit offsets.
+  if (n_tok >= kQuantGemmMinTokens) {
+    const PanelGemm* pg = panel_gemm(w.dtype);
+    if (pg && w.row_bytes() < (int64_t(1) << 26))
+      return panel_matmul(pool, w, *pg, x, n_tok, y, bias);
+    return float_gemm(pool, w, x, n_tok, y, bias);
+  }
   quant_matmul(pool, w, *q, x, n_tok, y, bias);
 }
 
