@@ -266,20 +266,27 @@ std::vector<float> dense_attention(const std::vector<float>& q, const std::vecto
   return out;
 }
 
-TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
-  ThreadPool pool(2);
+struct AttentionCase {
+  int64_t n_head, n_head_kv, head_dim, block_tokens, pos0, n_q;
+};
+
+// One case against the dense reference, for an f32 and an f16 cache, with and without ALiBi.
+void check_paged_attention(ThreadPool& pool, const AttentionCase& c, double tol) {
   AttentionParams p;
-  p.n_head = 4;
-  p.n_head_kv = 2;
-  p.head_dim = 8;
-  p.scale = 1 / std::sqrt(8.0f);
-  const float slopes[4] = {0.5f, 0.25f, 0.125f, 0.0625f};
-  const int64_t kvd = 16, bt = 4, total = 11, pos0 = 7, n_q = 4;
+  p.n_head = c.n_head;
+  p.n_head_kv = c.n_head_kv;
+  p.head_dim = c.head_dim;
+  p.scale = 1 / std::sqrt(float(c.head_dim));
+  std::vector<float> slopes(static_cast<size_t>(c.n_head));
+  for (int64_t h = 0; h < c.n_head; ++h) slopes[size_t(h)] = 0.5f / float(1 << h % 8);
+  const int64_t kvd = c.n_head_kv * c.head_dim, qdim = c.n_head * c.head_dim;
+  const int64_t bt = c.block_tokens, total = c.pos0 + c.n_q, n_q = c.n_q;
   for (DType dt : {DType::F32, DType::F16})
-    for (const float* alibi : {static_cast<const float*>(nullptr), slopes}) {
+    for (const float* alibi :
+         {static_cast<const float*>(nullptr), static_cast<const float*>(slopes.data())}) {
       p.alibi_slopes = alibi;
       auto k = randn(size_t(total * kvd), 12), v = randn(size_t(total * kvd), 13),
-           q = randn(size_t(n_q * 32), 14);
+           q = randn(size_t(n_q * qdim), 14);
       const int64_t es = dt == DType::F32 ? 4 : 2;
       // Blocks deliberately out of order in memory: the view's table defines the order.
       const int64_t nb = (total + bt - 1) / bt;
@@ -304,11 +311,33 @@ TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
         }
       for (int64_t b = 0; b < nb; ++b) kp.push_back(kb[b].data()), vp.push_back(vb[b].data());
       KvView view{kp.data(), vp.data(), nb, bt, dt, kvd, kvd * es};
-      std::vector<float> out(size_t(n_q * 32));
-      attention(pool, p, view, q.data(), n_q, pos0, out.data());
-      const auto want = dense_attention(q, k, v, n_q, pos0, p, alibi);
-      for (size_t i = 0; i < out.size(); ++i) EXPECT_NEAR(out[i], want[i], 1e-5) << i;
+      std::vector<float> out(size_t(n_q * qdim));
+      attention(pool, p, view, q.data(), n_q, c.pos0, out.data());
+      const auto want = dense_attention(q, k, v, n_q, c.pos0, p, alibi);
+      for (size_t i = 0; i < out.size(); ++i)
+        ASSERT_NEAR(out[i], want[i], tol)
+            << dtype_name(dt) << (alibi ? " alibi" : "") << " heads " << c.n_head << "/"
+            << c.n_head_kv << " dim " << c.head_dim << " pos0 " << c.pos0 << " queries " << n_q
+            << " at " << i;
     }
+}
+
+TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
+  ThreadPool pool(2);
+  // The first cases take the per-(query, head) path (fewer than 4 queries), the rest the tiled
+  // prefill path: query tiles with remainders, key chunks of 64 with remainders and a tile's
+  // earlier rows masked out of its last chunk, head dimensions that are not whole vectors.
+  const AttentionCase cases[] = {
+      {4, 2, 8, 4, 7, 1},    {4, 2, 8, 4, 7, 3},    {4, 2, 8, 4, 7, 4},    {8, 2, 64, 16, 70, 37},
+      {4, 4, 80, 16, 0, 20}, {6, 1, 24, 8, 130, 9}, {8, 8, 16, 32, 0, 150}};
+  for (Isa isa : runnable_isas()) {
+    set_isa_cap(isa);
+    for (const AttentionCase& c : cases) {
+      SCOPED_TRACE(isa_name(isa));
+      check_paged_attention(pool, c, 2e-5);
+    }
+  }
+  set_isa_cap(kTopIsa);
 }
 
 // G4 (compressed) KV rows: heads of whole 64-element groups take the fused code kernels, other
@@ -391,6 +420,29 @@ TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
         EXPECT_NEAR(y[t * n_out + r], s, 0.02 * mag + 1e-4)
             << dtype_name(dt) << " tokens " << n_tok << " row " << r;
       }
+  }
+}
+
+// A token's result does not depend on how many tokens share the call, on the many-token path:
+// perplexity and serving results must not change with the batch size.
+TEST_P(QuantMatmul, ManyTokenResultsDoNotDependOnTheBatch) {
+  const DType dt = GetParam();
+  const QuantKernels* q = quant_kernels(dt);
+  ThreadPool pool(2);
+  const int64_t n_out = 70, n_in = 512, big = 300, small = kQuantGemmMinTokens + 3;
+  auto wf = randn(size_t(n_out * n_in), 31, 0.5f);
+  std::vector<uint8_t> wq(static_cast<size_t>(n_out * row_bytes(dt, n_in)));
+  for (int64_t r = 0; r < n_out; ++r)
+    q->quantize_row(wf.data() + r * n_in, wq.data() + r * row_bytes(dt, n_in), n_in);
+  Tensor w{dt, {n_out, n_in}, wq.data()};
+  const auto x = randn(size_t(big * n_in), 32);
+  std::vector<float> all(size_t(big * n_out)), part(size_t(small * n_out));
+  matmul(pool, w, x.data(), big, all.data(), nullptr);
+  for (int64_t t0 : {int64_t{0}, int64_t{100}, big - small}) {
+    matmul(pool, w, x.data() + t0 * n_in, small, part.data(), nullptr);
+    for (int64_t i = 0; i < small * n_out; ++i)
+      ASSERT_EQ(part[size_t(i)], all[size_t(t0 * n_out + i)])
+          << dtype_name(dt) << " tokens from " << t0 << " at " << i;
   }
 }
 

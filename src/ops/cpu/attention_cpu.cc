@@ -1,8 +1,15 @@
-// CPU attention: one task per (query token, head). Scores are dot products with the cached keys
-// of the head's KV group (grouped-query attention shares a KV head among n_head/n_head_kv query
-// heads), then softmax, then a weighted sum of the cached values.
+// CPU attention. Grouped-query attention shares a KV head among n_head/n_head_kv query heads.
+//  - Few queries (decode) or a G4 cache: one task per (query token, head); scores are dot
+//    products with the cached keys, then softmax, then a weighted sum of the cached values.
+//  - Many queries (prefill) with an f32 or f16 cache: one task per (tile of query tokens, KV
+//    head) takes the queries of every head that shares the KV head as one matrix and walks the
+//    keys in chunks (flash-attention style): scores = Q . K^T and P . V are register-blocked
+//    products (gemm_nn), and the softmax runs online, rescaling the partial sums when a chunk
+//    raises a row's maximum. Each chunk of keys and values is widened once for all those rows
+//    instead of once per (query, head).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -28,6 +35,97 @@ void g4_head_slice(const uint8_t* row, int64_t n, int64_t head, int64_t hd, std:
   std::copy_n(full.data() + head * hd, hd, out.data());
 }
 
+constexpr int64_t kTiledMinQueries = 4;  // fewer queries take the per-(query, head) path
+constexpr int64_t kQueryTile = 16;       // query tokens per task, at most
+constexpr int64_t kKeyChunk = 64;        // keys per step of the online softmax
+
+void attention_tiled(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
+                     int64_t n_q, int64_t pos0, float* out) {
+  const cpu::FloatKernels& fk = cpu::float_kernels();
+  const int64_t hd = p.head_dim, group = p.n_head / p.n_head_kv, qdim = p.n_head * hd;
+  // Smaller tiles when there would be too few tasks to keep every thread busy.
+  const int64_t per_tile = std::clamp<int64_t>(
+      n_q * p.n_head_kv / (4 * static_cast<int64_t>(pool.size())), 1, kQueryTile);
+  const int64_t tiles = (n_q + per_tile - 1) / per_tile;
+  // Tasks run latest tile first: those see the most keys, so the last tasks are the short ones.
+  pool.parallel_for(tiles * p.n_head_kv, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> qs, kt, vc, krow, sc, acc, mx, sum;
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t tile = tiles - 1 - task / p.n_head_kv, kvh = task % p.n_head_kv;
+      const int64_t t0 = tile * per_tile, nt = std::min(per_tile, n_q - t0);
+      const int64_t rows = group * nt;  // row hh * nt + i: head kvh * group + hh, token t0 + i
+      qs.resize(static_cast<size_t>(rows * hd));
+      for (int64_t hh = 0; hh < group; ++hh)
+        for (int64_t i = 0; i < nt; ++i) {
+          const float* src = q + (t0 + i) * qdim + (kvh * group + hh) * hd;
+          float* dst = qs.data() + (hh * nt + i) * hd;
+          for (int64_t d = 0; d < hd; ++d) dst[d] = src[d] * p.scale;
+        }
+      acc.assign(static_cast<size_t>(rows * hd), 0.0f);
+      mx.assign(static_cast<size_t>(rows), -std::numeric_limits<float>::infinity());
+      sum.assign(static_cast<size_t>(rows), 0.0f);
+      kt.resize(static_cast<size_t>(hd * kKeyChunk));
+      vc.resize(static_cast<size_t>(kKeyChunk * hd));
+      krow.resize(static_cast<size_t>(hd));
+      sc.resize(static_cast<size_t>(rows * kKeyChunk));
+      const int64_t n_keys = pos0 + t0 + nt;  // the tile's last query sees keys [0, n_keys)
+      for (int64_t j0 = 0; j0 < n_keys; j0 += kKeyChunk) {
+        const int64_t kc = std::min(kKeyChunk, n_keys - j0);
+        // The chunk's keys transposed ([hd][kc]) and values ([kc][hd]), as f32.
+        for (int64_t jj = 0; jj < kc; ++jj) {
+          const uint8_t* kr = row_ptr(kv.k_blocks, kv, j0 + jj);
+          const uint8_t* vr = row_ptr(kv.v_blocks, kv, j0 + jj);
+          const float* kf;
+          if (kv.dtype == DType::F32) {
+            kf = reinterpret_cast<const float*>(kr) + kvh * hd;
+            std::copy_n(reinterpret_cast<const float*>(vr) + kvh * hd, hd, vc.data() + jj * hd);
+          } else {
+            fk.f16_to_f32(hd, reinterpret_cast<const uint16_t*>(kr) + kvh * hd, krow.data());
+            fk.f16_to_f32(hd, reinterpret_cast<const uint16_t*>(vr) + kvh * hd,
+                          vc.data() + jj * hd);
+            kf = krow.data();
+          }
+          for (int64_t d = 0; d < hd; ++d) kt[static_cast<size_t>(d * kc + jj)] = kf[d];
+        }
+        fk.gemm_nn(rows, kc, hd, qs.data(), hd, kt.data(), kc, sc.data(), kc, false);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int64_t hh = r / nt, i = r % nt;
+          // Causal: token t0 + i sees keys up to pos0 + t0 + i.
+          const int64_t valid = std::min(kc, pos0 + t0 + i + 1 - j0);
+          float* srow = sc.data() + r * kc;
+          if (valid <= 0) {
+            std::fill(srow, srow + kc, 0.0f);
+            continue;
+          }
+          if (p.alibi_slopes) {
+            const float slope = p.alibi_slopes[kvh * group + hh];
+            for (int64_t jj = 0; jj < valid; ++jj) srow[jj] += slope * static_cast<float>(j0 + jj);
+          }
+          const float m_new = std::max(mx[r], *std::max_element(srow, srow + valid));
+          if (m_new > mx[r]) {
+            const float alpha = std::exp(mx[r] - m_new);  // 0 on the first chunk
+            sum[r] *= alpha;
+            float* ar = acc.data() + r * hd;
+            for (int64_t d = 0; d < hd; ++d) ar[d] *= alpha;
+            mx[r] = m_new;
+          }
+          float s = 0;
+          for (int64_t jj = 0; jj < valid; ++jj) s += srow[jj] = std::exp(srow[jj] - m_new);
+          std::fill(srow + valid, srow + kc, 0.0f);
+          sum[r] += s;
+        }
+        fk.gemm_nn(rows, hd, kc, sc.data(), kc, vc.data(), hd, acc.data(), hd, true);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t hh = r / nt, i = r % nt;
+        float* o = out + (t0 + i) * qdim + (kvh * group + hh) * hd;
+        const float inv = 1.0f / sum[r];
+        for (int64_t d = 0; d < hd; ++d) o[d] = acc[r * hd + d] * inv;
+      }
+    }
+  });
+}
+
 }  // namespace
 
 void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
@@ -39,6 +137,8 @@ void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, con
   if ((pos0 + n_q + kv.block_tokens - 1) / kv.block_tokens > kv.n_blocks)
     fail("attention: the KV cache holds {} blocks, fewer than {} positions need", kv.n_blocks,
          pos0 + n_q);
+  if (n_q >= kTiledMinQueries && kv.dtype != DType::G4)
+    return attention_tiled(pool, p, kv, q, n_q, pos0, out);
   const cpu::FloatKernels& fk = cpu::float_kernels();
   const int64_t hd = p.head_dim, group = p.n_head / p.n_head_kv, qdim = p.n_head * hd;
   // G4 heads of whole groups: keys and values are read as codes, never widened to f32.

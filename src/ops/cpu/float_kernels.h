@@ -33,6 +33,11 @@ struct FloatKernels {
                        const float* x, int64_t ldx, float* y, int64_t ldy);
   void (*gemm_few_bf16)(int64_t nt, int64_t nr, int64_t k, const uint16_t* w, int64_t ldw,
                         const float* x, int64_t ldx, float* y, int64_t ldy);
+  // C[i*ldc + j] (add ? += : =) sum_p A[i*lda + p] * B[p*ldb + j] for i < m, j < n: B row-major
+  // [k, n], its columns in the vector lanes and A's elements broadcast, so short k (a head
+  // dimension, a chunk of keys) costs no horizontal sums. Prefill attention's two products.
+  void (*gemm_nn)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                  int64_t ldb, float* c, int64_t ldc, bool add);
 };
 
 const FloatKernels& float_kernels_for(Isa isa);

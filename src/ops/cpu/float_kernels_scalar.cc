@@ -48,11 +48,22 @@ void axpy(int64_t n, float a, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+             int64_t ldb, float* c, int64_t ldc, bool add) {
+  for (int64_t i = 0; i < m; ++i) {
+    float* ci = c + i * ldc;
+    if (!add)
+      for (int64_t j = 0; j < n; ++j) ci[j] = 0;
+    for (int64_t p = 0; p < k; ++p) axpy(n, a[i * lda + p], b + p * ldb, ci);
+  }
+}
+
 }  // namespace
 
 const FloatKernels& float_kernels_scalar() {
-  static const FloatKernels k{dot_f32, dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32, cvt_f32_f16,
-                              gemm_nt, axpy,    nullptr,  nullptr,     nullptr,      nullptr};
+  static const FloatKernels k{dot_f32,     dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32,
+                              cvt_f32_f16, gemm_nt, axpy,     nullptr,     nullptr,
+                              nullptr,     nullptr, gemm_nn};
   return k;
 }
 
