@@ -81,26 +81,84 @@ TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
   set_isa_cap(kTopIsa);
 }
 
-TEST(FloatKernels, GemmMatchesScalar) {
+// gemm_nn (prefill attention's products) at every ISA against a double reference, overwriting
+// and accumulating, with padded leading dimensions; nothing past n columns is written.
+TEST(FloatKernels, GemmNnMatchesReference) {
   for (Isa isa : runnable_isas()) {
     SCOPED_TRACE(isa_name(isa));
     const auto& k = cpu::float_kernels_for(isa);
-    for (int64_t m : {1, 2, 3, 5, 8}) {
-      for (int64_t n : {1, 4, 6, 7, 13}) {
-        for (int64_t kk : {1, 9, 16, 70}) {
-          auto a = randn(size_t(m * kk), 3), b = randn(size_t(n * kk), 4);
-          std::vector<float> c(size_t(m * n)), want(size_t(m * n));
-          k.gemm_nt(m, n, kk, a.data(), kk, b.data(), kk, c.data(), n);
-          for (int64_t t = 0; t < m; ++t)
-            for (int64_t r = 0; r < n; ++r) {
-              double s = 0;
-              for (int64_t i = 0; i < kk; ++i) s += double(a[t * kk + i]) * b[r * kk + i];
-              EXPECT_NEAR(c[t * n + r], s, 1e-4) << m << "x" << n << "x" << kk;
+    for (int64_t m : {1, 2, 5, 6, 7, 13})
+      for (int64_t n : {1, 7, 8, 9, 16, 17, 33, 64, 80})
+        for (int64_t kk : {1, 9, 64})
+          for (bool add : {false, true}) {
+            const int64_t lda = kk + 3, ldb = n + 2, ldc = n + 1;
+            auto a = randn(size_t(m * lda), 3), b = randn(size_t(kk * ldb), 4),
+                 c0 = randn(size_t(m * ldc), 5);
+            for (int64_t i = 0; i < m; ++i) c0[size_t(i * ldc + n)] = -7.0f;
+            std::vector<float> c = c0;
+            k.gemm_nn(m, n, kk, a.data(), lda, b.data(), ldb, c.data(), ldc, add);
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                double s = add ? c0[size_t(i * ldc + j)] : 0.0;
+                for (int64_t p = 0; p < kk; ++p) s += double(a[i * lda + p]) * b[p * ldb + j];
+                ASSERT_NEAR(c[size_t(i * ldc + j)], s, 1e-4)
+                    << m << "x" << n << "x" << kk << (add ? " add" : "");
+              }
+              ASSERT_EQ(c[size_t(i * ldc + n)], -7.0f) << "wrote past column " << n;
             }
-        }
-      }
-    }
+          }
   }
+}
+
+// The AVX-512 strip GEMM of prefill: rows packed from f32, f16 and bf16 weights (padded rows,
+// partial strips, odd column counts), then every token count up to two tiles and a remainder,
+// overwriting and accumulating; nothing outside the strip's rows is written.
+TEST(FloatKernels, StripGemmMatchesReference) {
+  set_isa_cap(kTopIsa);
+  const cpu::StripGemm* sg = cpu::strip_gemm();
+  if (!sg) GTEST_SKIP() << "no AVX-512 on this CPU";
+  for (DType dt : {DType::F32, DType::F16, DType::BF16})
+    for (int64_t nr : {1, 15, 16, 17, 32})
+      for (int64_t kc : {1, 2, 3, 70}) {
+        const int64_t es = dt == DType::F32 ? 4 : 2, ldw = kc + 3;
+        auto wf = randn(size_t(nr * ldw), 6);
+        std::vector<uint8_t> w(size_t(nr * ldw * es));
+        for (size_t i = 0; i < wf.size(); ++i) {
+          if (dt == DType::F32) {
+            std::memcpy(&w[i * 4], &wf[i], 4);
+            continue;
+          }
+          const uint16_t h = dt == DType::F16 ? f32_to_fp16(wf[i]) : f32_to_bf16(wf[i]);
+          wf[i] = dt == DType::F16 ? fp16_to_f32(h) : bf16_to_f32(h);
+          std::memcpy(&w[i * 2], &h, 2);
+        }
+        struct alignas(64) Line {
+          float f[16];
+        };
+        std::vector<Line> packed(size_t(kc * 2));
+        auto pack = dt == DType::F32   ? sg->pack_f32
+                    : dt == DType::F16 ? sg->pack_f16
+                                       : sg->pack_bf16;
+        pack(w.data(), ldw * es, nr, kc, packed.data()->f);
+        for (int64_t m : {1, 11, 12, 25})
+          for (bool add : {false, true}) {
+            const int64_t lda = kc + 1, ldc = 40;
+            auto a = randn(size_t(m * lda), 7), c0 = randn(size_t(m * ldc), 8);
+            std::vector<float> c = c0;
+            sg->gemm(m, nr, kc, a.data(), lda, packed.data()->f, c.data(), ldc, add);
+            for (int64_t t = 0; t < m; ++t)
+              for (int64_t r = 0; r < ldc; ++r) {
+                if (r >= nr) {
+                  ASSERT_EQ(c[size_t(t * ldc + r)], c0[size_t(t * ldc + r)]) << "wrote row " << r;
+                  continue;
+                }
+                double s = add ? c0[size_t(t * ldc + r)] : 0.0;
+                for (int64_t p = 0; p < kc; ++p) s += double(a[t * lda + p]) * wf[r * ldw + p];
+                ASSERT_NEAR(c[size_t(t * ldc + r)], s, 1e-4)
+                    << dtype_name(dt) << " rows " << nr << " k " << kc << " tokens " << m;
+              }
+          }
+      }
 }
 
 // The few-token kernels on half weights (rows padded: ldw > k) against a double reference.

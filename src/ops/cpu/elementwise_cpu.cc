@@ -49,10 +49,14 @@ void layer_norm(ThreadPool& pool, const float* x, const float* w, const float* b
 
 const char* activation_name(Activation a) {
   switch (a) {
-    case Activation::SiLU: return "silu";
-    case Activation::ReLU: return "relu";
-    case Activation::GELU: return "gelu";
-    case Activation::GELUTanh: return "gelu_tanh";
+    case Activation::SiLU:
+      return "silu";
+    case Activation::ReLU:
+      return "relu";
+    case Activation::GELU:
+      return "gelu";
+    case Activation::GELUTanh:
+      return "gelu_tanh";
   }
   return "?";
 }
@@ -61,9 +65,12 @@ namespace {
 
 inline float act_one(Activation a, float x) {
   switch (a) {
-    case Activation::SiLU: return x / (1.0f + std::exp(-x));
-    case Activation::ReLU: return x > 0 ? x : 0.0f;
-    case Activation::GELU: return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
+    case Activation::SiLU:
+      return x / (1.0f + std::exp(-x));
+    case Activation::ReLU:
+      return x > 0 ? x : 0.0f;
+    case Activation::GELU:
+      return 0.5f * x * (1.0f + std::erf(x * 0.70710678118654752f));
     case Activation::GELUTanh:
       return 0.5f * x * (1.0f + std::tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
   }

@@ -18,4 +18,8 @@ const FloatKernels& float_kernels() {
   return float_kernels_for(best_isa());
 }
 
+const StripGemm* strip_gemm() {
+  return best_isa() >= Isa::Avx512 ? &strip_gemm_avx512() : nullptr;
+}
+
 }  // namespace strata::cpu

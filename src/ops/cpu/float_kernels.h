@@ -1,5 +1,6 @@
 // Float kernels per ISA: dot products of a weight row (f32, f16 or bf16) with an f32 activation
-// row, conversion of weight rows to f32, and the f32 GEMM micro-kernel used for prefill.
+// row, conversion of weight rows to f32, the few-token kernels and the small products of prefill
+// attention; and the AVX-512 strip GEMM of prefill.
 // kernels_for(isa) returns the table for one ISA; float_kernels() the best one for this CPU.
 #pragma once
 #include <cstdint>
@@ -15,10 +16,6 @@ struct FloatKernels {
   void (*f16_to_f32)(int64_t n, const uint16_t* src, float* dst);
   void (*bf16_to_f32)(int64_t n, const uint16_t* src, float* dst);
   void (*f32_to_f16)(int64_t n, const float* src, uint16_t* dst);
-  // C[t*ldc + r] = sum_k A[t*lda + k] * B[r*ldb + k] for t < m, r < n (both operands K-contiguous:
-  // A = activations [m, k], B = weight rows [n, k]). Overwrites C.
-  void (*gemm_nt)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                  int64_t ldb, float* c, int64_t ldc);
   // y[i] += a * x[i]
   void (*axpy)(int64_t n, float a, const float* x, float* y);
   // Four consecutive half-precision rows (row r starts at w + r * stride) dotted with one x:
@@ -39,6 +36,25 @@ struct FloatKernels {
   void (*gemm_nn)(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                   int64_t ldb, float* c, int64_t ldc, bool add);
 };
+
+// Prefill's f32 GEMM on AVX-512 (strip_gemm_avx512.cc): a strip of up to kStripRows weight rows
+// is packed k-major, bp[p * kStripRows + r], so that the rows fill the lanes of two vectors, and
+// every token is multiplied with it by broadcasting its activations (no horizontal sums).
+inline constexpr int64_t kStripRows = 32;
+struct StripGemm {
+  // Rows [0, nr) (nr <= 32; the missing ones are packed as zeros) and columns [0, kc) of a
+  // weight matrix whose row r starts at w + r * stride bytes, into bp (64-byte aligned, kc * 32
+  // floats). stride * 31 must fit in 31 bits.
+  void (*pack_f32)(const void* w, int64_t stride, int64_t nr, int64_t kc, float* bp);
+  void (*pack_f16)(const void* w, int64_t stride, int64_t nr, int64_t kc, float* bp);
+  void (*pack_bf16)(const void* w, int64_t stride, int64_t nr, int64_t kc, float* bp);
+  // C[t*ldc + r] (add ? += : =) sum_p A[t*lda + p] * bp[p*32 + r] for t < m, r < nr.
+  void (*gemm)(int64_t m, int64_t nr, int64_t k, const float* a, int64_t lda, const float* bp,
+               float* c, int64_t ldc, bool add);
+};
+// The strip GEMM where best_isa() is AVX-512 or better, else nullptr.
+const StripGemm* strip_gemm();
+const StripGemm& strip_gemm_avx512();
 
 const FloatKernels& float_kernels_for(Isa isa);
 const FloatKernels& float_kernels();

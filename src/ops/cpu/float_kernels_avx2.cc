@@ -174,51 +174,6 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
-// 3 activation rows x 4 weight rows register block: 12 accumulators, 7 loads per 12 FMAs.
-template <int MT, int NR>
-inline void block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                  int64_t ldc) {
-  __m256 acc[MT][NR];
-  for (int t = 0; t < MT; ++t)
-    for (int r = 0; r < NR; ++r) acc[t][r] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    __m256 av[MT];
-    for (int t = 0; t < MT; ++t) av[t] = _mm256_loadu_ps(a + t * lda + i);
-    for (int r = 0; r < NR; ++r) {
-      const __m256 bv = _mm256_loadu_ps(b + r * ldb + i);
-      for (int t = 0; t < MT; ++t) acc[t][r] = _mm256_fmadd_ps(av[t], bv, acc[t][r]);
-    }
-  }
-  if (i < k) {
-    const __m256i m = tail_mask(k - i);
-    __m256 av[MT];
-    for (int t = 0; t < MT; ++t) av[t] = _mm256_maskload_ps(a + t * lda + i, m);
-    for (int r = 0; r < NR; ++r) {
-      const __m256 bv = _mm256_maskload_ps(b + r * ldb + i, m);
-      for (int t = 0; t < MT; ++t) acc[t][r] = _mm256_fmadd_ps(av[t], bv, acc[t][r]);
-    }
-  }
-  for (int t = 0; t < MT; ++t)
-    for (int r = 0; r < NR; ++r) c[t * ldc + r] = hsum(acc[t][r]);
-}
-
-template <int MT>
-inline void row_of_blocks(int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                          int64_t ldb, float* c, int64_t ldc) {
-  int64_t r = 0;
-  for (; r + 4 <= n; r += 4) block<MT, 4>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
-  for (; r < n; ++r) block<MT, 1>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
-}
-
-void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
-  int64_t t = 0;
-  for (; t + 3 <= m; t += 3) row_of_blocks<3>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
-  for (; t + 2 <= m; t += 2) row_of_blocks<2>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
-  for (; t < m; ++t) row_of_blocks<1>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
-}
-
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -290,7 +245,6 @@ const FloatKernels& float_kernels_avx2() {
                               cvt_f16_f32,
                               cvt_bf16_f32,
                               cvt_f32_f16,
-                              gemm_nt,
                               axpy,
                               dot4_half<load_f16, fp16_to_f32>,
                               dot4_half<load_bf16, bf16_to_f32>,

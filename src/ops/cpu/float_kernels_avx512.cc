@@ -84,49 +84,6 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
-template <int MT, int NR>
-inline void block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                  int64_t ldc) {
-  __m512 acc[MT][NR];
-  for (int t = 0; t < MT; ++t)
-    for (int r = 0; r < NR; ++r) acc[t][r] = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 av[MT];
-    for (int t = 0; t < MT; ++t) av[t] = _mm512_loadu_ps(a + t * lda + i);
-    for (int r = 0; r < NR; ++r) {
-      const __m512 bv = _mm512_loadu_ps(b + r * ldb + i);
-      for (int t = 0; t < MT; ++t) acc[t][r] = _mm512_fmadd_ps(av[t], bv, acc[t][r]);
-    }
-  }
-  if (i < k) {
-    const __mmask16 m = tail16(k - i);
-    __m512 av[MT];
-    for (int t = 0; t < MT; ++t) av[t] = _mm512_maskz_loadu_ps(m, a + t * lda + i);
-    for (int r = 0; r < NR; ++r) {
-      const __m512 bv = _mm512_maskz_loadu_ps(m, b + r * ldb + i);
-      for (int t = 0; t < MT; ++t) acc[t][r] = _mm512_fmadd_ps(av[t], bv, acc[t][r]);
-    }
-  }
-  for (int t = 0; t < MT; ++t)
-    for (int r = 0; r < NR; ++r) c[t * ldc + r] = _mm512_reduce_add_ps(acc[t][r]);
-}
-
-template <int MT>
-inline void row_of_blocks(int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                          int64_t ldb, float* c, int64_t ldc) {
-  int64_t r = 0;
-  for (; r + 6 <= n; r += 6) block<MT, 6>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
-  for (; r < n; ++r) block<MT, 1>(k, a, lda, b + r * ldb, ldb, c + r, ldc);
-}
-
-void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
-  int64_t t = 0;
-  for (; t + 4 <= m; t += 4) row_of_blocks<4>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
-  for (; t < m; ++t) row_of_blocks<1>(n, k, a + t * lda, lda, b, ldb, c + t * ldc, ldc);
-}
-
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m512 av = _mm512_set1_ps(a);
   int64_t i = 0;
@@ -198,7 +155,7 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 const FloatKernels& float_kernels_avx512() {
   static const FloatKernels k{
       dot_f32, dot_half<load_f16, load_f16_mask>, dot_half<load_bf16, load_bf16_mask>, cvt_f16_f32,
-      cvt_bf16_f32, cvt_f32_f16, gemm_nt, axpy, nullptr, nullptr,
+      cvt_bf16_f32, cvt_f32_f16, axpy, nullptr, nullptr,
       // AVX-512 machines have AVX2: the AVX2 few-token kernels serve them.
       float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16, gemm_nn};
   return k;

@@ -38,12 +38,6 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
-void gemm_nt(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc) {
-  for (int64_t t = 0; t < m; ++t)
-    for (int64_t r = 0; r < n; ++r) c[t * ldc + r] = dot_f32(k, a + t * lda, b + r * ldb);
-}
-
 void axpy(int64_t n, float a, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -61,9 +55,8 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 }  // namespace
 
 const FloatKernels& float_kernels_scalar() {
-  static const FloatKernels k{dot_f32,     dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32,
-                              cvt_f32_f16, gemm_nt, axpy,     nullptr,     nullptr,
-                              nullptr,     nullptr, gemm_nn};
+  static const FloatKernels k{dot_f32, dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32, cvt_f32_f16,
+                              axpy,    nullptr, nullptr,  nullptr,     nullptr,      gemm_nn};
   return k;
 }
 

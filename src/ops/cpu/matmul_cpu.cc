@@ -1,17 +1,19 @@
-// CPU linear layer. Three paths:
+// CPU linear layer. Paths by weight type and number of tokens:
 //  - decode (few tokens): each output row is one fused dot product of the weight row, in its
 //    stored type, with each token's activations (quantized types: activations quantized once to
 //    the type's Q8 format, integer dot products, never an f32 copy of the weights). Threads split
-//    the rows; memory-bound, the weight bytes cross the bus once.
-//  - prefill (many tokens): threads take blocks of rows, widen them to f32 once into a
-//    thread-local tile (dequantizing quantized types), and multiply them with every token using
-//    OpenBLAS sgemm, or strata's AVX-512 gemm_nt where OpenBLAS is not running AVX-512 kernels
-//    (block_gemm). Small batches of quantized weights use the multi-token fused integer dot.
+//    the rows; memory-bound, the weight bytes cross the bus once. Small batches of quantized
+//    weights use the multi-token fused integer dot, of half weights the few-token kernel.
+//  - prefill (many tokens), compute-bound:
+//    - Q4_0 and Q8_0 on AVX-512 VNNI: the integer panel GEMM (quant/panel_gemm.h);
+//    - other types on AVX-512: strips of 32 rows packed k-major and strata's strip GEMM
+//      (strip_matmul);
+//    - elsewhere: blocks of rows widened to f32 once into a thread-local tile (dequantizing
+//      quantized types) and multiplied with every token by OpenBLAS sgemm (float_gemm).
 //  G4 (FlexGen 4-bit, groups of 64 rows) has its own fused kernel over row groups.
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #include <cblas.h>
@@ -138,37 +140,60 @@ void float_few(ThreadPool& pool, FewKernel gemm, const Tensor& w, const float* x
   });
 }
 
-// OpenBLAS's sgemm uses AVX-512 only when it runs its kernels for one of these cores. Pinned to
-// an older one (OPENBLAS_CORETYPE=Haswell, as set on the Zen 5 test host), its AVX2 kernels
-// lost to strata's own AVX-512 gemm_nt: 1B pp512 F16 72-90 against 72-74 tok/s, Q4_0 73-90
-// against 67-75; unpinned (Cooperlake kernels) OpenBLAS won, 99-101 against 73 (BENCHMARKS.md).
-bool openblas_runs_avx512() {
-  static const bool yes = [] {
-    const char* c = openblas_get_corename();
-    const std::string core = c ? c : "";
-    for (const char* k : {"SkylakeX", "Cooperlake", "SapphireRapids"})
-      if (core.find(k) != std::string::npos) return true;
-    return false;
-  }();
-  return yes;
-}
-
 // The prefill multiply of one widened block: y[t, r0..] (= or +=) x[t, c..c+nk] . wf rows.
 void block_gemm(const float* x, int64_t k, int64_t n_tok, const float* wf, int64_t ldw, int64_t nr,
                 int64_t nk, bool add, float* y, int64_t n_out) {
-  if (best_isa() >= Isa::Avx512 && !openblas_runs_avx512()) {
-    const FloatKernels& fk = float_kernels();
-    if (!add) return fk.gemm_nt(n_tok, nr, nk, x, k, wf, ldw, y, n_out);
-    thread_local std::vector<float> part;  // gemm_nt overwrites: later k chunks add from here
-    part.resize(static_cast<size_t>(n_tok * nr));
-    fk.gemm_nt(n_tok, nr, nk, x, k, wf, ldw, part.data(), nr);
-    for (int64_t t = 0; t < n_tok; ++t)
-      for (int64_t r = 0; r < nr; ++r) y[t * n_out + r] += part[t * nr + r];
-    return;
-  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tok),
               static_cast<int>(nr), static_cast<int>(nk), 1.0f, x, static_cast<int>(k), wf,
               static_cast<int>(ldw), add ? 1.0f : 0.0f, y, static_cast<int>(n_out));
+}
+
+// Prefill on AVX-512: threads take strips of 32 weight rows; each strip is packed k-major
+// (f16/bf16/f32 straight from the weights, other types from their widened f32 rows) a chunk of
+// kStripK columns at a time and multiplied with every token by gemm_strip, the chunks adding
+// into y.
+constexpr int64_t kStripK = 1024;  // a multiple of every block size; 128 KB packed, in L2
+
+void strip_matmul(ThreadPool& pool, const StripGemm& sg, const Tensor& w, const float* x,
+                  int64_t n_tok, float* y, const float* bias) {
+  const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const int64_t strips = (n_out + kStripRows - 1) / kStripRows;
+  pool.parallel_for(strips, 1, [&](int64_t s0, int64_t s1) {
+    struct alignas(64) Line {
+      float f[16];
+    };
+    thread_local std::vector<Line> packed;
+    thread_local std::vector<float> tile;
+    packed.resize(static_cast<size_t>(kStripK * kStripRows / 16));
+    float* bp = packed.data()->f;
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t r0 = s * kStripRows, nr = std::min(kStripRows, n_out - r0);
+      const uint8_t* rows = base + r0 * rb;
+      for (int64_t c = 0; c < k; c += kStripK) {
+        const int64_t nk = std::min(kStripK, k - c);
+        switch (w.dtype) {
+          case DType::F32:
+            sg.pack_f32(rows + c * 4, rb, nr, nk, bp);
+            break;
+          case DType::F16:
+            sg.pack_f16(rows + c * 2, rb, nr, nk, bp);
+            break;
+          case DType::BF16:
+            sg.pack_bf16(rows + c * 2, rb, nr, nk, bp);
+            break;
+          default:
+            tile.resize(static_cast<size_t>(nr * nk));
+            widen(w, r0, nr, c, nk, tile.data());
+            sg.pack_f32(tile.data(), nk * 4, nr, nk, bp);
+        }
+        sg.gemm(n_tok, nr, nk, x + c, k, bp, y + r0, n_out, c != 0);
+      }
+      if (bias)
+        for (int64_t t = 0; t < n_tok; ++t)
+          for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] += bias[r0 + r];
+    }
+  });
 }
 
 // Prefill: row blocks of the weight are widened to f32 (once per block, shared by every token)
@@ -181,6 +206,8 @@ void block_gemm(const float* x, int64_t k, int64_t n_tok, const float* wf, int64
 // 16384-wide matrix would be 16 MB), the chunks accumulating into y.
 void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
                 const float* bias) {
+  if (const StripGemm* sg = strip_gemm(); sg && w.row_bytes() < (int64_t(1) << 26))
+    return strip_matmul(pool, *sg, w, x, n_tok, y, bias);
   // strata's threads already split the rows; OpenBLAS must not start its own on top.
   static std::once_flag one_thread;
   std::call_once(one_thread, [] { openblas_set_num_threads(1); });
