@@ -3,6 +3,7 @@
 // both layouts against the rotation formula, attention over a paged cache against dense math.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -159,6 +160,27 @@ TEST(FloatKernels, StripGemmMatchesReference) {
               }
           }
       }
+}
+
+// Softmax numerators at every ISA (glibc's vector expf on AVX2/AVX-512) against std::exp.
+TEST(FloatKernels, ExpSumMatchesStdExp) {
+  for (Isa isa : runnable_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const auto& k = cpu::float_kernels_for(isa);
+    for (int64_t n : {1, 7, 8, 15, 16, 17, 100}) {
+      auto x = randn(size_t(n), 9, 20.0f);
+      const float shift = *std::max_element(x.begin(), x.end());
+      std::vector<float> y = x;
+      const float sum = k.exp_sum(n, y.data(), shift);
+      double want_sum = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const double want = std::exp(double(x[size_t(i)] - shift));  // the same f32 argument
+        want_sum += want;
+        EXPECT_NEAR(y[size_t(i)], want, 1e-6 * want + 1e-30) << n << " at " << i;
+      }
+      EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << n;
+    }
+  }
 }
 
 // The few-token kernels on half weights (rows padded: ldw > k) against a double reference.

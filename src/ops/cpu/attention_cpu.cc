@@ -109,10 +109,8 @@ void attention_tiled(ThreadPool& pool, const AttentionParams& p, const KvView& k
             for (int64_t d = 0; d < hd; ++d) ar[d] *= alpha;
             mx[r] = m_new;
           }
-          float s = 0;
-          for (int64_t jj = 0; jj < valid; ++jj) s += srow[jj] = std::exp(srow[jj] - m_new);
+          sum[r] += fk.exp_sum(valid, srow, m_new);
           std::fill(srow + valid, srow + kc, 0.0f);
-          sum[r] += s;
         }
         fk.gemm_nn(rows, hd, kc, sc.data(), kc, vc.data(), hd, acc.data(), hd, true);
       }
@@ -180,12 +178,7 @@ void attention(ThreadPool& pool, const AttentionParams& p, const KvView& kv, con
       }
       // softmax
       const float m = *std::max_element(scores.begin(), scores.end());
-      double sum = 0;
-      for (auto& s : scores) {
-        s = std::exp(s - m);
-        sum += s;
-      }
-      const float inv = static_cast<float>(1.0 / sum);
+      const float inv = 1.0f / fk.exp_sum(n_keys, scores.data(), m);
       float* o = out + t * qdim + h * hd;
       if (g4_fused) {
         op.assign(static_cast<size_t>(hd), 0.0f);

@@ -16,6 +16,9 @@ struct FloatKernels {
   void (*f16_to_f32)(int64_t n, const uint16_t* src, float* dst);
   void (*bf16_to_f32)(int64_t n, const uint16_t* src, float* dst);
   void (*f32_to_f16)(int64_t n, const float* src, uint16_t* dst);
+  // x[i] = exp(x[i] - shift) for i < n; returns their sum (softmax's numerators). AVX2 and
+  // AVX-512 call glibc's vector expf (libmvec), the scalar reference std::exp.
+  float (*exp_sum)(int64_t n, float* x, float shift);
   // y[i] += a * x[i]
   void (*axpy)(int64_t n, float a, const float* x, float* y);
   // Four consecutive half-precision rows (row r starts at w + r * stride) dotted with one x:

@@ -3,9 +3,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
+
+// glibc's 8-lane expf (libmvec; the x86-64 vector function ABI name).
+extern "C" __m256 _ZGVdN8v_expf(__m256);
 
 namespace strata::cpu {
 namespace {
@@ -174,6 +178,20 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
+float exp_sum(int64_t n, float* x, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = hsum(acc);
+  for (; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -245,6 +263,7 @@ const FloatKernels& float_kernels_avx2() {
                               cvt_f16_f32,
                               cvt_bf16_f32,
                               cvt_f32_f16,
+                              exp_sum,
                               axpy,
                               dot4_half<load_f16, fp16_to_f32>,
                               dot4_half<load_bf16, bf16_to_f32>,

@@ -4,9 +4,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
+
+// glibc's 16-lane expf (libmvec; the x86-64 vector function ABI name).
+extern "C" __m512 _ZGVeN16v_expf(__m512);
 
 namespace strata::cpu {
 namespace {
@@ -84,6 +88,25 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
+float exp_sum(int64_t n, float* x, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    _mm512_storeu_ps(x + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {  // lanes past n read -inf: exp gives 0
+    const __mmask16 m = tail16(n - i);
+    const __m512 v = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), m, x + i);
+    const __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(v, s));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m512 av = _mm512_set1_ps(a);
   int64_t i = 0;
@@ -155,7 +178,7 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 const FloatKernels& float_kernels_avx512() {
   static const FloatKernels k{
       dot_f32, dot_half<load_f16, load_f16_mask>, dot_half<load_bf16, load_bf16_mask>, cvt_f16_f32,
-      cvt_bf16_f32, cvt_f32_f16, axpy, nullptr, nullptr,
+      cvt_bf16_f32, cvt_f32_f16, exp_sum, axpy, nullptr, nullptr,
       // AVX-512 machines have AVX2: the AVX2 few-token kernels serve them.
       float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16, gemm_nn};
   return k;

@@ -1,4 +1,6 @@
 // Portable reference float kernels: the definition every vectorised kernel is tested against.
+#include <cmath>
+
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
 
@@ -38,6 +40,12 @@ void cvt_f32_f16(int64_t n, const float* s, uint16_t* d) {
   for (int64_t i = 0; i < n; ++i) d[i] = f32_to_fp16(s[i]);
 }
 
+float exp_sum(int64_t n, float* x, float shift) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += x[i] = std::exp(x[i] - shift);
+  return s;
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -55,8 +63,9 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 }  // namespace
 
 const FloatKernels& float_kernels_scalar() {
-  static const FloatKernels k{dot_f32, dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32, cvt_f32_f16,
-                              axpy,    nullptr, nullptr,  nullptr,     nullptr,      gemm_nn};
+  static const FloatKernels k{dot_f32,     dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32,
+                              cvt_f32_f16, exp_sum, axpy,     nullptr,     nullptr,
+                              nullptr,     nullptr, gemm_nn};
   return k;
 }
 
