@@ -162,8 +162,9 @@ TEST(FloatKernels, StripGemmMatchesReference) {
       }
 }
 
-// Softmax numerators at every ISA (glibc's vector expf on AVX2/AVX-512) against std::exp.
-TEST(FloatKernels, ExpSumMatchesStdExp) {
+// Softmax numerators and the SiLU gate at every ISA (glibc's vector expf on AVX2/AVX-512)
+// against std::exp.
+TEST(FloatKernels, ExpKernelsMatchStdExp) {
   for (Isa isa : runnable_isas()) {
     SCOPED_TRACE(isa_name(isa));
     const auto& k = cpu::float_kernels_for(isa);
@@ -179,6 +180,14 @@ TEST(FloatKernels, ExpSumMatchesStdExp) {
         EXPECT_NEAR(y[size_t(i)], want, 1e-6 * want + 1e-30) << n << " at " << i;
       }
       EXPECT_NEAR(sum, want_sum, 1e-6 * want_sum) << n;
+      // The gated activation: silu(g) * u.
+      auto g = randn(size_t(n), 10, 8.0f), u = randn(size_t(n), 11);
+      std::vector<float> gu = g;
+      k.silu_mul(n, gu.data(), u.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const double gi = g[size_t(i)], want = gi / (1 + std::exp(-gi)) * u[size_t(i)];
+        EXPECT_NEAR(gu[size_t(i)], want, 2e-6 * std::fabs(want) + 1e-30) << n << " at " << i;
+      }
     }
   }
 }

@@ -86,6 +86,11 @@ void activate(ThreadPool& pool, Activation a, float* x, int64_t count) {
 }
 
 void activate_gated(ThreadPool& pool, Activation a, float* gate, const float* up, int64_t count) {
+  if (a == Activation::SiLU) {
+    const auto silu_mul = cpu::float_kernels().silu_mul;
+    return pool.parallel_for(count, 4096,
+                             [&](int64_t b, int64_t e) { silu_mul(e - b, gate + b, up + b); });
+  }
   pool.parallel_for(count, 4096, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) gate[i] = act_one(a, gate[i]) * up[i];
   });

@@ -19,6 +19,9 @@ struct FloatKernels {
   // x[i] = exp(x[i] - shift) for i < n; returns their sum (softmax's numerators). AVX2 and
   // AVX-512 call glibc's vector expf (libmvec), the scalar reference std::exp.
   float (*exp_sum)(int64_t n, float* x, float shift);
+  // g[i] = silu(g[i]) * u[i] = g[i] / (1 + exp(-g[i])) * u[i] for i < n: the gated FFN's
+  // activation, with the same expf as exp_sum.
+  void (*silu_mul)(int64_t n, float* g, const float* u);
   // y[i] += a * x[i]
   void (*axpy)(int64_t n, float a, const float* x, float* y);
   // Four consecutive half-precision rows (row r starts at w + r * stride) dotted with one x:

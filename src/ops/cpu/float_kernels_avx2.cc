@@ -192,6 +192,17 @@ float exp_sum(int64_t n, float* x, float shift) {
   return sum;
 }
 
+void silu_mul(int64_t n, float* g, const float* u) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 x = _mm256_loadu_ps(g + i);
+    const __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_setzero_ps(), x));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
+                                          _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m256 av = _mm256_set1_ps(a);
   int64_t i = 0;
@@ -264,6 +275,7 @@ const FloatKernels& float_kernels_avx2() {
                               cvt_bf16_f32,
                               cvt_f32_f16,
                               exp_sum,
+                              silu_mul,
                               axpy,
                               dot4_half<load_f16, fp16_to_f32>,
                               dot4_half<load_bf16, bf16_to_f32>,

@@ -107,6 +107,22 @@ float exp_sum(int64_t n, float* x, float shift) {
   return _mm512_reduce_add_ps(acc);
 }
 
+inline __m512 silu_mul16(__m512 g, __m512 u) {
+  const __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+void silu_mul(int64_t n, float* g, const float* u) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(g + i, silu_mul16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
+  if (i < n) {
+    const __mmask16 m = tail16(n - i);
+    _mm512_mask_storeu_ps(
+        g + i, m, silu_mul16(_mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   const __m512 av = _mm512_set1_ps(a);
   int64_t i = 0;
@@ -178,7 +194,7 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 const FloatKernels& float_kernels_avx512() {
   static const FloatKernels k{
       dot_f32, dot_half<load_f16, load_f16_mask>, dot_half<load_bf16, load_bf16_mask>, cvt_f16_f32,
-      cvt_bf16_f32, cvt_f32_f16, exp_sum, axpy, nullptr, nullptr,
+      cvt_bf16_f32, cvt_f32_f16, exp_sum, silu_mul, axpy, nullptr, nullptr,
       // AVX-512 machines have AVX2: the AVX2 few-token kernels serve them.
       float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16, gemm_nn};
   return k;

@@ -46,6 +46,10 @@ float exp_sum(int64_t n, float* x, float shift) {
   return s;
 }
 
+void silu_mul(int64_t n, float* g, const float* u) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 void axpy(int64_t n, float a, const float* x, float* y) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
@@ -64,8 +68,8 @@ void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const
 
 const FloatKernels& float_kernels_scalar() {
   static const FloatKernels k{dot_f32,     dot_f16, dot_bf16, cvt_f16_f32, cvt_bf16_f32,
-                              cvt_f32_f16, exp_sum, axpy,     nullptr,     nullptr,
-                              nullptr,     nullptr, gemm_nn};
+                              cvt_f32_f16, exp_sum, silu_mul, axpy,        nullptr,
+                              nullptr,     nullptr, nullptr,  gemm_nn};
   return k;
 }
 
