@@ -577,7 +577,7 @@ TEST(PanelGemm, ReferenceIsTheDequantizedDot) {
 
 // The vectorized panel (AVX-512 VNNI) against the scalar reference, bit for bit: the same codes,
 // scales and start values, and the same floats out of the GEMM (both round d_w x d_a and add the
-// blocks in order with one FMA each). Strips of 32 rows and tiles of 6 tokens with every kind of
+// blocks in order with one FMA each). Strips of 32 rows and tiles of 5 tokens with every kind of
 // remainder, weight rows further apart than a row, and outputs wider than the rows: nothing
 // outside [0, n_rows) of each output row may be written.
 TEST(PanelGemm, VectorKernelMatchesReferenceExactly) {
