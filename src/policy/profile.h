@@ -82,7 +82,9 @@ struct GpuModel {
 GpuModel nominal_gpu(const std::string& name);
 
 struct HardwareProfile {
-  static constexpr int kVersion = 3;  // 2: compute_under_io; 3: narrow prefill
+  // 2: compute_under_io; 3: narrow prefill; 4: integer panel and strip prefill kernels (the old
+  // profiles' prefill rates are 2-5x too low for them)
+  static constexpr int kVersion = 4;
   MachineKey key;
   std::string offload_dir;
   bool quick = false;  // measured with small sizes (tests); rates are rough
