@@ -93,11 +93,11 @@ BENCHMARK(BM_MatmulSize)
     ->Unit(benchmark::kMillisecond);
 
 #define TYPES(X) X(F32) X(F16) X(BF16) X(Q8_0) X(Q4_0) X(Q4_K) X(Q6_K) X(G4)
-#define REG(T)                                              \
-  BENCHMARK_CAPTURE(BM_Matmul, T, DType::T)                 \
-      ->ArgsProduct({{1, 4, 16, 32, 64, 128, 256}, {1, 2}}) \
-      ->ArgNames({"tokens", "threads"})                     \
-      ->UseRealTime()                                       \
+#define REG(T)                                                     \
+  BENCHMARK_CAPTURE(BM_Matmul, T, DType::T)                        \
+      ->ArgsProduct({{1, 4, 8, 12, 16, 32, 64, 128, 256}, {1, 2}}) \
+      ->ArgNames({"tokens", "threads"})                            \
+      ->UseRealTime()                                              \
       ->Unit(benchmark::kMillisecond);
 TYPES(REG)
 

@@ -476,8 +476,9 @@ namespace strata {
 namespace {
 
 // Quantized weights through the front-end: the fused integer path (few tokens, activations
-// quantized to Q8) and the dequantize + sgemm path (many tokens), against double math on the
-// dequantized weights. The Q8 activations bound the error: 2% of sum |w x| is generous for 8 bits.
+// quantized to Q8), the integer panel GEMM (Q4_0/Q8_0 from 8/12 tokens on AVX-512 VNNI) and the
+// dequantize + f32 GEMM path (many tokens), against double math on the dequantized weights. The
+// Q8 activations bound the error: 2% of sum |w x| is generous for 8 bits.
 class QuantMatmul : public ::testing::TestWithParam<DType> {};
 
 TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
@@ -495,7 +496,7 @@ TEST_P(QuantMatmul, BothPathsMatchDequantizedReference) {
   for (int64_t r = 0; r < n_out; ++r)
     q->dequantize_row(wq.data() + r * row_bytes(dt, n_in), deq.data() + r * n_in, n_in);
   Tensor w{dt, {n_out, n_in}, wq.data()};
-  for (int64_t n_tok : {1, 3, 5, 20}) {
+  for (int64_t n_tok : {1, 3, 5, 8, 12, 20}) {  // both sides of the panel GEMM's thresholds
     auto x = randn(size_t(n_tok * n_in), 22), b = randn(size_t(n_out), 23);
     std::vector<float> y(size_t(n_tok * n_out));
     matmul(pool, w, x.data(), n_tok, y.data(), b.data());

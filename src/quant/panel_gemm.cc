@@ -68,10 +68,12 @@ void gemm_ref(const void* w, int64_t w_stride, int64_t n_rows, const Q8Panel& p,
   }
 }
 
-constexpr PanelGemm kRefQ4_0{8, quantize_ref, gemm_ref<codes_q4_0>};
-constexpr PanelGemm kRefQ8_0{128, quantize_ref, gemm_ref<codes_q8_0>};
-constexpr PanelGemm kVnniQ4_0{8, qk::avx512vnni::quantize_panel, qk::avx512vnni::panel_gemm_q4_0};
-constexpr PanelGemm kVnniQ8_0{128, qk::avx512vnni::quantize_panel, qk::avx512vnni::panel_gemm_q8_0};
+constexpr PanelGemm kRefQ4_0{8, 8, quantize_ref, gemm_ref<codes_q4_0>};
+constexpr PanelGemm kRefQ8_0{128, 12, quantize_ref, gemm_ref<codes_q8_0>};
+constexpr PanelGemm kVnniQ4_0{8, 8, qk::avx512vnni::quantize_panel,
+                              qk::avx512vnni::panel_gemm_q4_0};
+constexpr PanelGemm kVnniQ8_0{128, 12, qk::avx512vnni::quantize_panel,
+                              qk::avx512vnni::panel_gemm_q8_0};
 
 }  // namespace
 

@@ -344,15 +344,13 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
   if (!q || !q->vec_dot)
     fail("matmul: weight type {} is not supported on the CPU", dtype_name(w.dtype));
   // Many tokens (prefill, large batches) are compute-bound: the integer panel GEMM where this CPU
-  // has one for the type, else dequantizing a row block once and using sgemm (which beats the
-  // one-row integer dot products there); decoding stays on the fused integer path. The panel's
-  // gathers address 32 rows with 32-bit offsets.
-  if (n_tok >= kQuantGemmMinTokens) {
-    const PanelGemm* pg = panel_gemm(w.dtype);
-    if (pg && w.row_bytes() < (int64_t(1) << 26))
-      return panel_matmul(pool, w, *pg, x, n_tok, y, bias);
-    return float_gemm(pool, w, x, n_tok, y, bias);
-  }
+  // has one for the type (from its min_tokens; the panel's gathers address 32 rows with 32-bit
+  // offsets), else dequantizing a row block once and using sgemm (which beats the one-row integer
+  // dot products there); decoding stays on the fused integer path.
+  const PanelGemm* pg = panel_gemm(w.dtype);
+  if (pg && n_tok >= pg->min_tokens && w.row_bytes() < (int64_t(1) << 26))
+    return panel_matmul(pool, w, *pg, x, n_tok, y, bias);
+  if (n_tok >= kQuantGemmMinTokens) return float_gemm(pool, w, x, n_tok, y, bias);
   quant_matmul(pool, w, *q, x, n_tok, y, bias);
 }
 
