@@ -7,6 +7,7 @@
 
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
+#include "ops/cpu/gemm_nn.h"
 
 // glibc's 8-lane expf (libmvec; the x86-64 vector function ABI name).
 extern "C" __m256 _ZGVdN8v_expf(__m256);
@@ -211,59 +212,20 @@ void axpy(int64_t n, float a, const float* x, float* y) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// gemm_nn: MR rows of C by NV vectors of 8 columns (the last one masked) in registers.
-template <int MR, int NV>
-inline void nn_block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                     int64_t ldc, bool add, __m256i last) {
-  __m256 acc[MR][NV];
-  const __m256i full = _mm256_set1_epi32(-1);
-  const auto mask = [&](int v) { return v == NV - 1 ? last : full; };
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = add ? _mm256_maskload_ps(c + r * ldc + 8 * v, mask(v)) : _mm256_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    __m256 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_maskload_ps(b + p * ldb + 8 * v, mask(v));
-    for (int r = 0; r < MR; ++r) {
-      const __m256 av = _mm256_set1_ps(a[r * lda + p]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) _mm256_maskstore_ps(c + r * ldc + 8 * v, mask(v), acc[r][v]);
-}
-
-template <int NV>
-void nn_columns(int64_t m, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                float* c, int64_t ldc, bool add, __m256i last) {
-  constexpr int kMr = 4;
-  int64_t i = 0;
-  for (; i + kMr <= m; i += kMr)
-    nn_block<kMr, NV>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, add, last);
-  const float* ai = a + i * lda;
-  float* ci = c + i * ldc;
-  switch (m - i) {
-    case 3:
-      return nn_block<3, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 2:
-      return nn_block<2, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 1:
-      return nn_block<1, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    default:
-      return;
-  }
-}
-
-void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc, bool add) {
-  for (int64_t j = 0; j < n; j += 16) {
-    const int64_t w = std::min<int64_t>(16, n - j);
-    if (w > 8)
-      nn_columns<2>(m, k, a, lda, b + j, ldb, c + j, ldc, add, tail_mask(w - 8));
-    else
-      nn_columns<1>(m, k, a, lda, b + j, ldb, c + j, ldc, add, tail_mask(w));
-  }
-}
+// gemm_nn (gemm_nn.h) on 8-lane vectors, 4 rows per block.
+struct Ymm {
+  using Reg = __m256;
+  using Mask = __m256i;
+  static constexpr int64_t kWidth = 8;
+  static constexpr int kRows = 4;
+  static Mask full() { return _mm256_set1_epi32(-1); }
+  static Mask tail(int64_t n) { return tail_mask(n); }
+  static Reg load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static void store(float* p, Mask m, Reg v) { _mm256_maskstore_ps(p, m, v); }
+  static Reg zero() { return _mm256_setzero_ps(); }
+  static Reg set1(float x) { return _mm256_set1_ps(x); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+};
 
 }  // namespace
 
@@ -281,7 +243,7 @@ const FloatKernels& float_kernels_avx2() {
                               dot4_half<load_bf16, bf16_to_f32>,
                               gemm_few<load_f16, fp16_to_f32>,
                               gemm_few<load_bf16, bf16_to_f32>,
-                              gemm_nn};
+                              nn::gemm_nn<Ymm>};
   return k;
 }
 

@@ -8,6 +8,7 @@
 
 #include "core/half.h"
 #include "ops/cpu/float_kernels.h"
+#include "ops/cpu/gemm_nn.h"
 
 // glibc's 16-lane expf (libmvec; the x86-64 vector function ABI name).
 extern "C" __m512 _ZGVeN16v_expf(__m512);
@@ -131,63 +132,20 @@ void axpy(int64_t n, float a, const float* x, float* y) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-// gemm_nn: MR rows of C by NV vectors of 16 columns (the last one masked) in registers; per k
-// step NV loads of B and MR broadcasts of A.
-template <int MR, int NV>
-inline void nn_block(int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
-                     int64_t ldc, bool add, __mmask16 last) {
-  __m512 acc[MR][NV];
-  const auto mask = [&](int v) { return v == NV - 1 ? last : __mmask16(0xffff); };
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v)
-      acc[r][v] = add ? _mm512_maskz_loadu_ps(mask(v), c + r * ldc + 16 * v) : _mm512_setzero_ps();
-  for (int64_t p = 0; p < k; ++p) {
-    __m512 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_maskz_loadu_ps(mask(v), b + p * ldb + 16 * v);
-    for (int r = 0; r < MR; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r * lda + p]);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < MR; ++r)
-    for (int v = 0; v < NV; ++v) _mm512_mask_storeu_ps(c + r * ldc + 16 * v, mask(v), acc[r][v]);
-}
-
-template <int NV>
-void nn_columns(int64_t m, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-                float* c, int64_t ldc, bool add, __mmask16 last) {
-  constexpr int kMr = 6;
-  int64_t i = 0;
-  for (; i + kMr <= m; i += kMr)
-    nn_block<kMr, NV>(k, a + i * lda, lda, b, ldb, c + i * ldc, ldc, add, last);
-  const float* ai = a + i * lda;
-  float* ci = c + i * ldc;
-  switch (m - i) {
-    case 5:
-      return nn_block<5, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 4:
-      return nn_block<4, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 3:
-      return nn_block<3, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 2:
-      return nn_block<2, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    case 1:
-      return nn_block<1, NV>(k, ai, lda, b, ldb, ci, ldc, add, last);
-    default:
-      return;
-  }
-}
-
-void gemm_nn(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-             int64_t ldb, float* c, int64_t ldc, bool add) {
-  for (int64_t j = 0; j < n; j += 32) {
-    const int64_t w = std::min<int64_t>(32, n - j);
-    if (w > 16)
-      nn_columns<2>(m, k, a, lda, b + j, ldb, c + j, ldc, add, tail16(w - 16));
-    else
-      nn_columns<1>(m, k, a, lda, b + j, ldb, c + j, ldc, add, tail16(w));
-  }
-}
+// gemm_nn (gemm_nn.h) on 16-lane vectors, 6 rows per block.
+struct Zmm {
+  using Reg = __m512;
+  using Mask = __mmask16;
+  static constexpr int64_t kWidth = 16;
+  static constexpr int kRows = 6;
+  static Mask full() { return 0xffff; }
+  static Mask tail(int64_t n) { return tail16(n); }
+  static Reg load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static void store(float* p, Mask m, Reg v) { _mm512_mask_storeu_ps(p, m, v); }
+  static Reg zero() { return _mm512_setzero_ps(); }
+  static Reg set1(float x) { return _mm512_set1_ps(x); }
+  static Reg fmadd(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+};
 
 }  // namespace
 
@@ -196,7 +154,7 @@ const FloatKernels& float_kernels_avx512() {
       dot_f32, dot_half<load_f16, load_f16_mask>, dot_half<load_bf16, load_bf16_mask>, cvt_f16_f32,
       cvt_bf16_f32, cvt_f32_f16, exp_sum, silu_mul, axpy, nullptr, nullptr,
       // AVX-512 machines have AVX2: the AVX2 few-token kernels serve them.
-      float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16, gemm_nn};
+      float_kernels_avx2().gemm_few_f16, float_kernels_avx2().gemm_few_bf16, nn::gemm_nn<Zmm>};
   return k;
 }
 
