@@ -1,10 +1,10 @@
-// Prefill's f32 GEMM on AVX-512 (float_kernels.h: pack_strip_*, gemm_strip).
+// Prefill's f32 GEMM on AVX-512 (float_kernels.h: StripGemm).
 //
 // A strip of up to 32 weight rows is packed k-major (bp[p * 32 + r]), so the rows sit in the
 // lanes of two vectors; the kernel broadcasts one activation per token and k step and adds
 // 2 x kTile FMAs into accumulators that are the outputs themselves. Nothing is reduced across
-// lanes (the dot-product kernel gemm_nt spends a horizontal sum per output), and per k step
-// only the two weight vectors and kTile broadcasts are loaded.
+// lanes (a dot-product kernel spends a horizontal sum per output), and per k step only the two
+// weight vectors and kTile broadcasts are loaded.
 //
 // Packing gathers 16 rows at a time: one 32-bit gather reads two consecutive halves of 16 rows
 // (16-bit weights) or one float of 16 rows; the strip is packed once per chunk of k and then used
