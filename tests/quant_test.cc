@@ -576,7 +576,8 @@ TEST(PanelGemm, ReferenceIsTheDequantizedDot) {
 }
 
 // The vectorized panel (AVX-512 VNNI) against the scalar reference, bit for bit: the same codes,
-// scales and start values, and the same floats out of the GEMM (both round d_w x d_a and add the
+// scales and start values (the reference takes them from quantize_row_q8_1, the decode path's
+// activation quantizer), and the same floats out of the GEMM (both round d_w x d_a and add the
 // blocks in order with one FMA each). Strips of 32 rows and tiles of 5 tokens with every kind of
 // remainder, weight rows further apart than a row, and outputs wider than the rows: nothing
 // outside [0, n_rows) of each output row may be written.

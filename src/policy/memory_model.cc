@@ -112,15 +112,17 @@ MemoryPrediction predict_memory(const Model& model, const Policy& policy, const 
   // 6.7B plan's 8192-token prefill step measured 9.5% under a prediction that sized them by the
   // whole step. Where the integer prefill runs (Q4_0/Q8_0 weights on an AVX-512 VNNI CPU), the
   // same buffer holds a Q8 panel of up to kQ8PanelTokens tokens instead, and each thread packs a
-  // strip of 32 weight rows (36 bytes per column).
+  // strip of weight rows (panel_strip_bytes).
   // G4 weights never go through sgemm (g4_matmul): no widened tile, no OpenBLAS buffers, only
   // the threads' stacks (the 100M model at 320 MiB measured 7.8% under the prediction with them).
   bool panel = false;
   for (const auto& t : plan.tensors) panel = panel || panel_gemm(t.dtype) != nullptr;
-  const uint64_t per_thread = p.compress_weight
-                                  ? (1ull << 20)
-                                  : static_cast<uint64_t>(prefill_tile_bytes(widest)) +
-                                        (8ull << 20) + (panel ? 36 * widest : 0);
+  const uint64_t per_thread =
+      p.compress_weight
+          ? (1ull << 20)
+          : static_cast<uint64_t>(prefill_tile_bytes(widest)) + (8ull << 20) +
+                (panel ? static_cast<uint64_t>(panel_strip_bytes(static_cast<int64_t>(widest)))
+                       : 0);
   const uint64_t q8_rows =
       static_cast<uint64_t>(std::min(mb_tokens, kQuantGemmMinTokens) * widest) * 2;
   const uint64_t q8_panel =

@@ -1,8 +1,10 @@
 // The panel GEMM's dispatch and its portable scalar reference (panel_gemm.h).
 #include "quant/panel_gemm.h"
 
+#include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <numeric>
+#include <vector>
 
 #include "core/half.h"
 #include "quant/blocks.h"
@@ -11,24 +13,21 @@
 namespace strata {
 namespace {
 
+// The panel is the decode path's Q8_1 activations, rearranged: the reference quantizes each token
+// with quantize_row_q8_1 and copies its codes and (f16) scales out, with the exact code sums.
 void quantize_ref(const float* x, int64_t ldx, int64_t t0, int64_t t1, int offset,
                   const Q8Panel& p) {
   const int64_t nb = p.n / kPanelBlock;
-  for (int64_t t = t0; t < t1; ++t)
+  std::vector<BlockQ8_1> row(static_cast<size_t>(nb));
+  for (int64_t t = t0; t < t1; ++t) {
+    qk::quantize_row_q8_1(x + t * ldx, row.data(), p.n);
     for (int64_t b = 0; b < nb; ++b) {
-      const float* xb = x + t * ldx + b * kPanelBlock;
-      float amax = 0;
-      for (int j = 0; j < kPanelBlock; ++j) amax = std::fmax(amax, std::fabs(xb[j]));
-      const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
-      int8_t* c = p.codes + t * p.n + b * kPanelBlock;
-      int32_t sum = 0;
-      for (int j = 0; j < kPanelBlock; ++j) {
-        c[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));
-        sum += c[j];
-      }
-      p.d[t * nb + b] = fp16_to_f32(f32_to_fp16(d));
-      p.start[t * nb + b] = -offset * sum;
+      const BlockQ8_1& blk = row[static_cast<size_t>(b)];
+      std::copy_n(blk.qs, kPanelBlock, p.codes + t * p.n + b * kPanelBlock);
+      p.d[t * nb + b] = fp16_to_f32(blk.d);
+      p.start[t * nb + b] = -offset * std::accumulate(blk.qs, blk.qs + kPanelBlock, int32_t{0});
     }
+  }
 }
 
 // Weight block b of a row as signed codes and its scale.

@@ -24,6 +24,15 @@ namespace strata {
 // Elements per panel block (the legacy block size, which Q4_0 and Q8_0 share).
 inline constexpr int64_t kPanelBlock = 32;
 
+// Weight rows the GEMM packs and multiplies at a time (callers split work in strips of these).
+inline constexpr int64_t kPanelStripRows = 32;
+// Bytes one packed strip of n-element rows takes (each thread keeps one): per 32-element block,
+// both 16-row halves' eight 64-byte vectors of codes, then the 32 rows' scales as f32.
+inline constexpr int64_t kPanelPackedBlock = 2 * 8 * 64 + kPanelStripRows * 4;
+inline int64_t panel_strip_bytes(int64_t n) {
+  return n / kPanelBlock * kPanelPackedBlock;
+}
+
 // n_tok tokens of n activations (n a multiple of kPanelBlock), quantized.
 struct Q8Panel {
   int64_t n = 0, n_tok = 0;

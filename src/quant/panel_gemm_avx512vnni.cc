@@ -24,10 +24,11 @@ namespace {
 
 using avx2::unroll;
 
-constexpr int kStrip = 32;  // weight rows per strip: two halves of 16 lanes
+constexpr int kStrip = kPanelStripRows;  // two halves of 16 lanes
 constexpr int kGroups = kPanelBlock / 4;
-constexpr int64_t kHalfBytes = kGroups * 64;            // one half's codes of one block
-constexpr int64_t kPackedBlock = 2 * kHalfBytes + 128;  // codes of both halves, then 32 scales
+constexpr int64_t kHalfBytes = kGroups * 64;         // one half's codes of one block
+constexpr int64_t kPackedBlock = kPanelPackedBlock;  // codes of both halves, then 32 scales
+static_assert(kPackedBlock == 2 * kHalfBytes + 4 * kStrip);
 // Tokens per pass: 10 int32 + 10 f32 accumulators and 2 weight vectors. 5 measured 2-4% faster
 // than 6 and 4 (matmul_bench, 256 tokens, Zen 5).
 constexpr int kTile = 5;
@@ -161,7 +162,7 @@ void gemm(const void* w, int64_t w_stride, int64_t n_rows, const Q8Panel& p, flo
           int64_t ldy) {
   const int64_t nb = p.n / kPanelBlock;
   thread_local std::vector<Line> buf;
-  buf.resize(static_cast<size_t>(nb * kPackedBlock / 64));
+  buf.resize(static_cast<size_t>(panel_strip_bytes(p.n) / 64));
   uint8_t* pk = buf.data()->b;
   for (int64_t r0 = 0; r0 < n_rows; r0 += kStrip) {
     const int nr = static_cast<int>(std::min<int64_t>(kStrip, n_rows - r0));
