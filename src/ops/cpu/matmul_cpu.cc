@@ -73,6 +73,13 @@ void widen(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float
   }
 }
 
+// y[t * ldy + r] += bias[r] for rows [r0, r1) of tokens [0, n_tok); nothing without a bias.
+void add_bias(const float* bias, int64_t r0, int64_t r1, int64_t n_tok, float* y, int64_t ldy) {
+  if (!bias) return;
+  for (int64_t t = 0; t < n_tok; ++t)
+    for (int64_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
+}
+
 int64_t rows_grain(int64_t k, int64_t n_tok) {
   // Chunks of at least ~64K multiply-adds: smaller work is not worth waking another thread.
   return std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, k * n_tok));
@@ -134,9 +141,7 @@ void float_few(ThreadPool& pool, FewKernel gemm, const Tensor& w, const float* x
   pool.parallel_for(blocks, (rows_grain(k, n_tok) + 3) / 4, [&](int64_t b0, int64_t b1) {
     const int64_t r0 = b0 * 4, r1 = std::min(n_out, b1 * 4);
     gemm(n_tok, r1 - r0, k, base + r0 * ld, ld, x, k, y + r0, n_out);
-    if (bias)
-      for (int64_t t = 0; t < n_tok; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];
+    add_bias(bias, r0, r1, n_tok, y, n_out);
   });
 }
 
@@ -189,9 +194,7 @@ void strip_matmul(ThreadPool& pool, const StripGemm& sg, const Tensor& w, const 
         }
         sg.gemm(n_tok, nr, nk, x + c, k, bp, y + r0, n_out, c != 0);
       }
-      if (bias)
-        for (int64_t t = 0; t < n_tok; ++t)
-          for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] += bias[r0 + r];
+      add_bias(bias, r0, r0 + nr, n_tok, y, n_out);
     }
   });
 }
@@ -237,9 +240,7 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
         }
         block_gemm(x + c, k, n_tok, wf, ldw, nr, nk, c != 0, y + r0, n_out);
       }
-      if (bias)
-        for (int64_t t = 0; t < n_tok; ++t)
-          for (int64_t r = 0; r < nr; ++r) y[t * n_out + r0 + r] += bias[r0 + r];
+      add_bias(bias, r0, r0 + nr, n_tok, y, n_out);
     }
   });
 }
@@ -261,8 +262,7 @@ void panel_matmul(ThreadPool& pool, const Tensor& w, const PanelGemm& pg, const 
   const int64_t chunk = std::min(n_tok, kQ8PanelTokens);
   void* buf = act_scratch(q8_panel_bytes(k, chunk));
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  constexpr int64_t kStrip = 32;
-  const int64_t strips = (n_out + kStrip - 1) / kStrip;
+  const int64_t strips = (n_out + kPanelStripRows - 1) / kPanelStripRows;
   for (int64_t t0 = 0; t0 < n_tok; t0 += chunk) {
     const int64_t nt = std::min(chunk, n_tok - t0);
     const Q8Panel p = q8_panel_view(buf, k, nt);
@@ -270,11 +270,9 @@ void panel_matmul(ThreadPool& pool, const Tensor& w, const PanelGemm& pg, const 
     pool.parallel_for(nt, 8, [&](int64_t a, int64_t b) { pg.quantize(xt, k, a, b, pg.offset, p); });
     float* yt = y + t0 * n_out;
     pool.parallel_for(strips, 1, [&](int64_t s0, int64_t s1) {
-      const int64_t r0 = s0 * kStrip, r1 = std::min(n_out, s1 * kStrip);
+      const int64_t r0 = s0 * kPanelStripRows, r1 = std::min(n_out, s1 * kPanelStripRows);
       pg.gemm(base + r0 * rb, rb, r1 - r0, p, yt + r0, n_out);
-      if (bias)
-        for (int64_t t = 0; t < nt; ++t)
-          for (int64_t r = r0; r < r1; ++r) yt[t * n_out + r] += bias[r];
+      add_bias(bias, r0, r1, nt, yt, n_out);
     });
   }
 }
@@ -301,9 +299,7 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
       dot_rows(k, r1 - r0, base + r0 * rb, rb, xqp, y + r0);
     else
       for (int64_t r = r0; r < r1; ++r) dot_tokens(k, n_tok, base + r * rb, xqp, ab, y + r, n_out);
-    if (bias)
-      for (int64_t t = 0; t < n_tok; ++t)
-        for (int64_t r = r0; r < r1; ++r) y[t * n_out + r] += bias[r];
+    add_bias(bias, r0, r1, n_tok, y, n_out);
   });
 }
 
@@ -312,10 +308,7 @@ void g4_matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok,
   const int64_t n_out = w.rows(), k = w.cols();
   pool.parallel_for(g4_groups(n_out), 1, [&](int64_t g0, int64_t g1) {
     g4_matmul_groups(w.data, n_out, k, x, n_tok, y, g0, g1);
-    if (bias)
-      for (int64_t t = 0; t < n_tok; ++t)
-        for (int64_t r = g0 * kG4Group; r < std::min(n_out, g1 * kG4Group); ++r)
-          y[t * n_out + r] += bias[r];
+    add_bias(bias, g0 * kG4Group, std::min(n_out, g1 * kG4Group), n_tok, y, n_out);
   });
 }
 
