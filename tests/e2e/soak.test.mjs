@@ -22,12 +22,15 @@ const CHATS = ['Tell me a story.', 'Who is Lily?'];
 let server;
 const refs = new Map();
 
+// The references come first: runReference blocks the event loop, and on a busy machine that took
+// long enough for the server to close the idle keep-alive connection left by the /health polls,
+// which the client then still reused for a request ("other side closed").
 before(async () => {
-  server = await startServer(['--parallel', '16', '--queue-limit', '64']);
   PROMPTS.forEach((p, i) => refs.set(`c:${p}`, runReference(p, 6 + 2 * i).text));
   CHATS.forEach((c, i) =>
     refs.set(`m:${c}`, runReference(`User: ${c}\nAssistant:`, 10 + 4 * i, ['--stop', '\nUser:']).text),
   );
+  server = await startServer(['--parallel', '16', '--queue-limit', '64']);
 });
 
 after(async () => {
