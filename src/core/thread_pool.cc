@@ -15,7 +15,8 @@ int ThreadPool::default_threads() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+ThreadPool::ThreadPool(int n_threads)
+    : n_threads_(std::max(1, n_threads)), runs_(static_cast<size_t>(n_threads_)) {
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker(i); });
 }
 
@@ -33,18 +34,34 @@ void ThreadPool::work_on(const Job& job, int thread_index) {
     if (job.pinned) {
       job.invoke(job.ctx, thread_index);
     } else {
-      for (;;) {
-        const int64_t c = next_chunk_.fetch_add(1, std::memory_order_relaxed);
-        if (c >= job.n_chunks) break;
-        job.invoke(job.ctx, c);
-      }
+      for (int64_t c; (c = next_chunk(thread_index)) >= 0;) job.invoke(job.ctx, c);
     }
   } catch (...) {
     std::lock_guard<std::mutex> lk(err_mu_);
     if (!error_) error_ = std::current_exception();
-    next_chunk_.store(job.n_chunks);  // stop handing out work
+    for (Run& r : runs_) r.range.store(0);  // stop handing out work
   }
   t_in_pool_task = was;
+}
+
+int64_t ThreadPool::next_chunk(int thread_index) {
+  std::atomic<uint64_t>& own = runs_[size_t(thread_index)].range;
+  for (uint64_t v = own.load(std::memory_order_relaxed);;) {
+    const uint32_t front = uint32_t(v >> 32), back = uint32_t(v);
+    if (front >= back) break;
+    if (own.compare_exchange_weak(v, pack(front + 1, back), std::memory_order_relaxed))
+      return front;
+  }
+  for (int i = 1; i < n_threads_; ++i) {
+    std::atomic<uint64_t>& other = runs_[size_t((thread_index + i) % n_threads_)].range;
+    for (uint64_t v = other.load(std::memory_order_relaxed);;) {
+      const uint32_t front = uint32_t(v >> 32), back = uint32_t(v);
+      if (front >= back) break;
+      if (other.compare_exchange_weak(v, pack(front, back - 1), std::memory_order_relaxed))
+        return back - 1;
+    }
+  }
+  return -1;
 }
 
 void ThreadPool::dispatch(const Job& job) {
@@ -64,7 +81,11 @@ void ThreadPool::dispatch(const Job& job) {
   std::lock_guard<std::mutex> lk(dispatch_mu_);
   job_ = job;
   error_ = nullptr;
-  next_chunk_.store(0, std::memory_order_relaxed);
+  if (!job.pinned)
+    for (int t = 0; t < n_threads_; ++t)
+      runs_[size_t(t)].range.store(pack(uint32_t(job.n_chunks * t / n_threads_),
+                                        uint32_t(job.n_chunks * (t + 1) / n_threads_)),
+                                   std::memory_order_relaxed);
   busy_.store(n_threads_ - 1, std::memory_order_relaxed);
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
