@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
+#include "model/model.h"
 #include "model_runner.h"
 #include "test_support.h"
 
 namespace strata::test {
 namespace {
 
-std::vector<int32_t> ids_of(const nlohmann::json& j) { return j.get<std::vector<int32_t>>(); }
+std::vector<int32_t> ids_of(const nlohmann::json& j) {
+  return j.get<std::vector<int32_t>>();
+}
 
 float max_abs_diff(const float* a, const std::vector<double>& b) {
   float m = 0;
@@ -45,14 +49,16 @@ TEST_P(Stories, EveryPromptTop5AndGreedy) {
     for (size_t t = 0; t < ids.size(); ++t)
       for (const auto& e : top5[t]) {
         const int id = e[0].get<int>();
-        EXPECT_NEAR(logits[t * r.n_vocab() + id], e[1].get<double>(), 1e-4) << "position " << t << " id " << id;
+        EXPECT_NEAR(logits[t * r.n_vocab() + id], e[1].get<double>(), 1e-4)
+            << "position " << t << " id " << id;
       }
     EXPECT_EQ(r.greedy(ids, static_cast<int>(p["greedy_ids"].size())), ids_of(p["greedy_ids"]));
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothFormats, Stories,
-                         ::testing::Values("models/stories260K-gguf/stories260K.gguf", "models/stories260K-hf"));
+                         ::testing::Values("models/stories260K-gguf/stories260K.gguf",
+                                           "models/stories260K-hf"));
 
 class Tiny : public ::testing::TestWithParam<const char*> {};
 
@@ -73,7 +79,8 @@ TEST_P(Tiny, MatchesTransformers) {
     for (size_t t = 0; t < ids.size(); ++t)
       for (const auto& e : p["positions_top5"][t]) {
         const int id = e[0].get<int>();
-        EXPECT_NEAR(logits[t * r.n_vocab() + id], e[1].get<double>(), 1e-4) << "position " << t << " id " << id;
+        EXPECT_NEAR(logits[t * r.n_vocab() + id], e[1].get<double>(), 1e-4)
+            << "position " << t << " id " << id;
       }
     if (first) {
       const float* last = logits.data() + (ids.size() - 1) * r.n_vocab();
@@ -87,6 +94,39 @@ TEST_P(Tiny, MatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Archs, Tiny, ::testing::Values("opt", "llama-gqa", "gpt2", "bloom"));
+
+// The tests above run on weights read into RAM (the default load). The mapped load must give the
+// same bytes for every tensor, and the RAM copy must not point into the mapping.
+class LoadModes : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(LoadModes, RamCopyHoldsTheMappedBytes) {
+  LoadOptions ram, mapped;
+  ram.progress = mapped.progress = false;
+  mapped.mmap = true;
+  const auto a = Model::load(shared_path(GetParam()), ram);
+  const auto b = Model::load(shared_path(GetParam()), mapped);
+  const auto in_mapping = [&](const void* p) {
+    for (const auto& f : b->files().files)
+      if (p >= f->data() && p < f->data() + f->size()) return true;
+    return false;
+  };
+  int copied = 0;
+  for (const std::string& name : b->store().names()) {
+    SCOPED_TRACE(name);
+    const Tensor& ta = a->store().get(name);
+    const Tensor& tb = b->store().get(name);
+    ASSERT_EQ(ta.dtype, tb.dtype);
+    ASSERT_EQ(ta.shape, tb.shape);
+    EXPECT_EQ(std::memcmp(ta.data, tb.data, static_cast<size_t>(ta.nbytes())), 0);
+    EXPECT_FALSE(in_mapping(ta.data));
+    copied += in_mapping(tb.data);
+  }
+  EXPECT_GT(copied, 0) << "the mapped load should leave matrices in the file";
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, LoadModes,
+                         ::testing::Values("models/stories260K-gguf/stories260K.gguf",
+                                           "models/stories260K-hf", "models/tiny/bloom"));
 
 }  // namespace
 }  // namespace strata::test

@@ -47,6 +47,7 @@ void register_serve(CLI::App& app) {
     s.threads = o->m.threads;
     s.kv_dtype = engine_options(o->m).kv_dtype;
     s.progress = !o->m.quiet;
+    s.mmap = o->m.mmap;
     if (o->m.quiet) Progress::set_enabled(false);
     if (o->m.placed()) {
       // Served under a budget: checked for a block of --parallel sequences of the whole context.

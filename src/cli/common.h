@@ -17,6 +17,7 @@ struct ModelOptions {
   int64_t ctx_size = 0;
   std::string kv_type = "f32";
   bool quiet = false;
+  bool mmap = false;  // matrices stay in the mapped file (LoadOptions::mmap)
   // Placement (tiered offloading).
   std::string max_ram, offload_dir;
   std::vector<double> percent;

@@ -24,9 +24,10 @@ Workload RuntimeOptions::workload(DType kv) const {
 std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   std::unique_ptr<Runtime> rt(new Runtime());
   // Placement is needed as soon as there is a budget, an explicit policy or compression;
-  // otherwise the plain in-memory path maps the file and runs.
-  const bool placed = o.max_ram > 0 || o.policy.has_value() || o.compress_weight || o.compress_cache ||
-                      o.num_gpu_batches > 1;
+  // otherwise the plain in-memory path reads the weights into RAM (or maps the file, --mmap) and
+  // runs.
+  const bool placed = o.max_ram > 0 || o.policy.has_value() || o.compress_weight ||
+                      o.compress_cache || o.num_gpu_batches > 1;
   rt->offloading_ = placed;
   // [policy-search] The hardware profile comes first: when it must be measured, that happens in a
   // child process before anything is loaded, so this process's peak RSS never sees it.
@@ -43,9 +44,11 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   LoadOptions lo;
   lo.progress = o.progress;
   lo.lazy_matrices = placed;
+  lo.mmap = o.mmap;
   rt->model_ = Model::load(o.model, lo);
   rt->tok_ = Tokenizer::from_model_files(rt->model_->files());
-  rt->pool_ = std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : ThreadPool::default_threads());
+  rt->pool_ =
+      std::make_unique<ThreadPool>(o.threads > 0 ? o.threads : ThreadPool::default_threads());
 
   EngineOptions eo;
   eo.ctx_size = o.ctx_size;
@@ -77,8 +80,10 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
     so.max_block = o.max_block;
     so.threads = o.threads;
     so.kv_dtype = o.kv_dtype;
-    if (!o.search_batch) so.gpu_batch_size = o.gpu_batch_size, so.num_gpu_batches = o.num_gpu_batches;
-    if (!o.search_compression) so.compress_weight = o.compress_weight, so.compress_cache = o.compress_cache;
+    if (!o.search_batch)
+      so.gpu_batch_size = o.gpu_batch_size, so.num_gpu_batches = o.num_gpu_batches;
+    if (!o.search_compression)
+      so.compress_weight = o.compress_weight, so.compress_cache = o.compress_cache;
     rt->search_ = search_policy(*rt->model_, w, *prof, so);
     rt->policy_ = rt->search_->best.policy.for_cpu_only();
   } else if (o.max_ram > 0) {
@@ -99,7 +104,8 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   }
   if (o.max_ram > 0 && rt->predicted_.total() > o.max_ram)
     fail("the policy ({}) needs {} but --max-ram is {}: {}", rt->policy_.describe(),
-         human_bytes(double(rt->predicted_.total())), human_bytes(double(o.max_ram)), rt->predicted_.describe());
+         human_bytes(double(rt->predicted_.total())), human_bytes(double(o.max_ram)),
+         rt->predicted_.describe());
   spdlog::debug("policy {}; predicted peak {}", rt->policy_.describe(), rt->predicted_.describe());
 
   StreamerOptions so;
@@ -111,7 +117,8 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   rt->streamer_ = std::make_unique<WeightStreamer>(*rt->model_, rt->plan_, *rt->pool_, so);
 
   eo.max_seqs = rt->policy_.block_size();
-  eo.max_step_tokens = std::max<int64_t>(eo.max_step_tokens, eo.max_seqs * std::min(o.prompt_len, o.prefill_chunk));
+  eo.max_step_tokens =
+      std::max<int64_t>(eo.max_step_tokens, eo.max_seqs * std::min(o.prompt_len, o.prefill_chunk));
   const int64_t ram_layers = kv_ram_layers(*rt->model_, rt->policy_);
   if (ram_layers < rt->model_->hp().n_layer) {
     eo.kv_disk_layers_from = ram_layers;
@@ -123,7 +130,8 @@ std::unique_ptr<Runtime> Runtime::open(const RuntimeOptions& o) {
   eo.exec.act_ram_percent = rt->policy_.a_cpu;
   eo.exec.offload_dir = o.offload_dir;
   eo.exec.progress = o.progress;
-  if (rt->policy_.a_cpu < 100 && o.offload_dir.empty()) fail("activations are placed on disk: give --offload-dir");
+  if (rt->policy_.a_cpu < 100 && o.offload_dir.empty())
+    fail("activations are placed on disk: give --offload-dir");
   rt->engine_ = std::make_unique<Engine>(*rt->model_, *rt->tok_, *rt->pool_, eo);
   return rt;
 }

@@ -37,6 +37,7 @@ struct RuntimeOptions {
   int64_t prefill_chunk = 512;
   int staging_depth = 2;
   bool progress = true;
+  bool mmap = false;  // without placement: matrices stay in the mapped file (LoadOptions::mmap)
   // [policy-search] --policy auto (the default): with a budget and no explicit policy, the
   // placement is searched with the machine's hardware profile (policy/policy_search.h);
   // --policy manual keeps the simple fitter (most weights in RAM).

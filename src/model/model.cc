@@ -1,9 +1,14 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
+#include "memory/aligned_buffer.h"
+#include "memory/direct_reader.h"
 #include "model/tensor_names.h"
 #include "ops/matmul.h"
 
@@ -89,6 +94,7 @@ void Model::load_weights(const LoadOptions& opts) {
   Progress prog(opts.lazy_matrices ? "indexing" : "loading",
                 static_cast<int64_t>(files_.total_tensor_bytes()), "B", opts.progress);
   uint64_t done = 0;
+  std::vector<std::string> to_read;  // matrices for the RAM arena
   for (const TensorInfo& ti : files_.tensors) {
     std::string name = ti.name;
     LoadTransform tr = LoadTransform::None;
@@ -134,6 +140,10 @@ void Model::load_weights(const LoadOptions& opts) {
                                        : ti.shape;
       auto* dst = static_cast<uint8_t*>(store_.add_owned(name, ti.dtype, shape));
       apply_transform(tr, ti, spec_.hp, src, dst);
+    } else if (!opts.mmap) {
+      sources_[name] = {&ti, tr};
+      to_read.push_back(name);
+      continue;  // added and counted as it arrives
     } else {
       sources_[name] = {&ti, tr};
       Tensor t;
@@ -146,7 +156,59 @@ void Model::load_weights(const LoadOptions& opts) {
     done += ti.nbytes;
     prog.update(static_cast<int64_t>(done));
   }
+  if (!to_read.empty()) read_into_arena(to_read, prog, done);
   prog.finish();
+}
+
+void Model::read_into_arena(const std::vector<std::string>& names, Progress& prog, uint64_t done) {
+  // Each matrix starts at its file offset's position within a 4 KiB page, so direct I/O lands
+  // in place (and the kernels see the alignment the file gives them, as with the mapping).
+  std::vector<uint64_t> at(names.size());
+  uint64_t size = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const TensorInfo& ti = *sources_.at(names[i]).info;
+    size = (size + 4095) / 4096 * 4096 + ti.offset % 4096;
+    at[i] = size;
+    size += ti.nbytes;
+  }
+  auto arena = std::make_shared<AlignedBuffer>(size_t(size));
+  // The kernel zeroes every page the reads fault in. On a VM that first touch costs far more than
+  // the read (2 GiB: 3.6 s from one thread), so every core faults in a share of the arena first.
+  {
+    const int n = ThreadPool::default_threads();
+    const size_t share = (size_t(size) / size_t(n) + 4095) / 4096 * 4096;
+    std::vector<std::thread> touch;
+    for (int t = 0; t < n; ++t)
+      touch.emplace_back([&, t] {
+        uint8_t* p = arena->data();
+        for (size_t o = size_t(t) * share; o < std::min(size_t(size), size_t(t + 1) * share);
+             o += 4096)
+          p[o] = 0;
+      });
+    for (auto& th : touch) th.join();
+  }
+  // One reader per file, all reads queued at once; O_DIRECT keeps a second copy of the model out
+  // of the page cache.
+  std::vector<std::unique_ptr<DirectReader>> readers(files_.files.size());
+  std::vector<uint64_t> tickets(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    const TensorInfo& ti = *sources_.at(names[i]).info;
+    auto& r = readers.at(static_cast<size_t>(ti.file));
+    if (!r) r = std::make_unique<DirectReader>(files_.files[static_cast<size_t>(ti.file)]->path());
+    tickets[i] = r->submit(ti.offset, ti.nbytes, arena->data() + at[i]);
+  }
+  for (size_t i = 0; i < names.size(); ++i) {
+    const TensorInfo& ti = *sources_.at(names[i]).info;
+    readers[static_cast<size_t>(ti.file)]->wait(tickets[i]);
+    Tensor t;
+    t.dtype = ti.dtype;
+    t.shape = ti.shape;
+    t.data = arena->data() + at[i];
+    t.tier = Tier::Host;
+    store_.add_view(names[i], std::move(t), arena);
+    done += ti.nbytes;
+    prog.update(static_cast<int64_t>(done));
+  }
 }
 
 }  // namespace strata

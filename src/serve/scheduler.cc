@@ -147,6 +147,7 @@ void Scheduler::load() {
   } else {
     LoadOptions lo;
     lo.progress = opts_.progress;
+    lo.mmap = opts_.mmap;
     l->model = Model::load(opts_.model_path, lo);
     l->tokenizer = Tokenizer::from_model_files(l->model->files());
     l->pool = std::make_unique<ThreadPool>(opts_.threads > 0 ? opts_.threads

@@ -33,6 +33,7 @@ struct SchedulerOptions {
   std::string chat_template;  // a ChatTemplate name; empty: recognise the model's own
   bool progress = false;
   std::optional<RuntimeOptions> placement;  // tiered placement (see ServeOptions)
+  bool mmap = false;                        // LoadOptions::mmap
 };
 
 // What handlers read once the model is loaded; immutable from then on.

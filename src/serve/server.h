@@ -31,6 +31,7 @@ struct ServeOptions {
   // engine/runtime.h like `strata run`, so a model larger than RAM can be served; its block size
   // (gpu batch size x number of batches) is the number of sequences decoded together.
   std::optional<RuntimeOptions> placement;
+  bool mmap = false;  // without placement: matrices stay in the mapped file (LoadOptions::mmap)
 };
 
 // Runs until SIGINT/SIGTERM; throws strata::Error if it cannot listen or the model fails to load.

@@ -14,7 +14,7 @@ struct ServerState {
   explicit ServerState(const ServeOptions& o)
       : opts(o),
         sched(SchedulerOptions{o.model_path, o.threads, o.ctx_size, o.parallel, o.kv_dtype,
-                               o.chat_template, o.progress, o.placement},
+                               o.chat_template, o.progress, o.placement, o.mmap},
               metrics) {}
 
   // The loaded model's facts; 503 while it is still loading (or failed to load).
