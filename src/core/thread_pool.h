@@ -49,8 +49,8 @@ class ThreadPool {
   // parallel_for makes up to this many chunks per thread (fewer when `grain` says so): a thread
   // that finishes early takes another's last chunk, so the last one to finish waits at most a
   // chunk. Owning a contiguous run keeps each thread's reads one sequential stream: decode
-  // (matrix-vector products, bound by memory bandwidth) lost 10-20% when the chunks were handed
-  // out in turn from one counter, every chunk a new stream for the hardware prefetcher.
+  // (matrix-vector products, bound by memory bandwidth) ran 4-8% slower when the chunks were
+  // handed out in turn from one counter, every chunk a new stream for the hardware prefetcher.
   static constexpr int64_t kChunksPerThread = 16;
 
   // The number of threads a default pool gets: the cores this process may run on.
