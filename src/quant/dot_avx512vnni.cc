@@ -45,8 +45,8 @@ inline __m512i load_index(const Index& i) {
 }
 
 // Eight consecutive blocks of kSize bytes (Q4_0: 144 bytes) as 64-byte vectors; the last one
-// reads only the group's remaining 16 or 32 bytes (zero above), so nothing past the eighth block
-// is read.
+// reads only the group's remaining 16 bytes (zero above), so nothing past the eighth block is
+// read.
 template <int kSize>
 struct Eight {
   static constexpr int kBytes = 8 * kSize, kVecs = (kBytes + 63) / 64;
@@ -54,15 +54,12 @@ struct Eight {
   explicit Eight(const uint8_t* p) {
     unroll<kVecs>([&](auto k) {
       constexpr int left = kBytes - 64 * k;
-      static_assert(left >= 64 || left == 16 || left == 32);
+      static_assert(left >= 64 || left == 16);
       if constexpr (left >= 64)
         z[k] = _mm512_loadu_si512(p + 64 * k);
-      else if constexpr (left == 16)
+      else
         z[k] =
             _mm512_zextsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 64 * k)));
-      else
-        z[k] = _mm512_zextsi256_si512(
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 64 * k)));
     });
   }
 };
