@@ -2,13 +2,17 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
+#include <thread>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/thread_pool.h"
 
 namespace strata {
 namespace {
@@ -111,6 +115,19 @@ void AlignedBuffer::reset() {
   data_ = nullptr;
   size_ = capacity_ = 0;
   mapped_ = locked_ = false;
+}
+
+void AlignedBuffer::fault_in() {
+  const size_t n = size_t(ThreadPool::default_threads());
+  const size_t share = (capacity_ / n + kAlignment - 1) / kAlignment * kAlignment;
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < n && t * share < capacity_; ++t)
+    threads.emplace_back([this, t, share] {
+      volatile uint8_t* p = data_;  // rewrite each page's first byte: contents are kept
+      for (size_t o = t * share; o < std::min(capacity_, (t + 1) * share); o += kAlignment)
+        p[o] = p[o];
+    });
+  for (auto& th : threads) th.join();
 }
 
 bool AlignedBuffer::lock() {

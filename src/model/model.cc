@@ -1,12 +1,9 @@
 #include "model/model.h"
 
-#include <algorithm>
 #include <cstring>
-#include <thread>
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "core/thread_pool.h"
 #include "memory/aligned_buffer.h"
 #include "memory/direct_reader.h"
 #include "model/tensor_names.h"
@@ -172,21 +169,7 @@ void Model::read_into_arena(const std::vector<std::string>& names, Progress& pro
     size += ti.nbytes;
   }
   auto arena = std::make_shared<AlignedBuffer>(size_t(size));
-  // The kernel zeroes every page the reads fault in. On a VM that first touch costs far more than
-  // the read (2 GiB: 3.6 s from one thread), so every core faults in a share of the arena first.
-  {
-    const int n = ThreadPool::default_threads();
-    const size_t share = (size_t(size) / size_t(n) + 4095) / 4096 * 4096;
-    std::vector<std::thread> touch;
-    for (int t = 0; t < n; ++t)
-      touch.emplace_back([&, t] {
-        uint8_t* p = arena->data();
-        for (size_t o = size_t(t) * share; o < std::min(size_t(size), size_t(t + 1) * share);
-             o += 4096)
-          p[o] = 0;
-      });
-    for (auto& th : touch) th.join();
-  }
+  arena->fault_in();  // in parallel: on a VM the first touch costs more than the read
   // One reader per file, all reads queued at once; O_DIRECT keeps a second copy of the model out
   // of the page cache.
   std::vector<std::unique_ptr<DirectReader>> readers(files_.files.size());

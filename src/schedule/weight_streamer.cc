@@ -10,11 +10,13 @@
 
 namespace strata {
 
-WeightStreamer::WeightStreamer(Model& model, WeightPlan plan, ThreadPool& pool, const StreamerOptions& opts)
+WeightStreamer::WeightStreamer(Model& model, WeightPlan plan, ThreadPool& pool,
+                               const StreamerOptions& opts)
     : model_(model), plan_(std::move(plan)), opts_(opts) {
   if (opts_.depth < 2) opts_.depth = 2;
   if (plan_.needs_offload_file())
-    offload_ = std::make_unique<OffloadFile>(prepare_offload_file(model_, plan_, opts_.offload_dir, opts_.progress));
+    offload_ = std::make_unique<OffloadFile>(
+        prepare_offload_file(model_, plan_, opts_.offload_dir, opts_.progress));
   for (const auto& t : plan_.tensors) {
     if (t.tier != Tier::Disk) continue;
     Loc l;
@@ -69,7 +71,9 @@ uint64_t WeightStreamer::staging_bytes() const {
   return n;
 }
 
-bool WeightStreamer::on_disk(const std::string& name) const { return loc_.count(name) != 0; }
+bool WeightStreamer::on_disk(const std::string& name) const {
+  return loc_.count(name) != 0;
+}
 
 void WeightStreamer::load_resident(ThreadPool& pool) {
   (void)pool;
@@ -85,10 +89,12 @@ void WeightStreamer::load_resident(ThreadPool& pool) {
     // Direct reads land in place when the buffer has the file offset's alignment within a page.
     const uint64_t shift = direct ? src->info->offset % 4096 : 0;
     AlignedBuffer buf(t.bytes + shift);
+    buf.fault_in();
     uint8_t* data = buf.data() + shift;
     if (direct) {
       // Straight from the model file with direct I/O (no page cache, no mapped pages).
-      const std::string& path = model_.files().files.at(static_cast<size_t>(src->info->file))->path();
+      const std::string& path =
+          model_.files().files.at(static_cast<size_t>(src->info->file))->path();
       DirectReader& r = *readers_[static_cast<size_t>(reader_for(path))];
       r.wait(r.submit(src->info->offset, t.bytes, data));
     } else {
@@ -130,7 +136,8 @@ void WeightStreamer::prefetch(int unit) {
     s.placed.emplace_back(t->name, off);
     cursor = off + t->bytes;
     if (mode_ == StreamMode::ComputeOnly) continue;
-    s.tickets.emplace_back(l.reader, readers_[static_cast<size_t>(l.reader)]->submit(l.offset, t->bytes, s.buf.data() + off));
+    s.tickets.emplace_back(l.reader, readers_[static_cast<size_t>(l.reader)]->submit(
+                                         l.offset, t->bytes, s.buf.data() + off));
     stats_.bytes_read += t->bytes;
   }
   if (mode_ == StreamMode::ComputeOnly && !s.zeroed) {
@@ -151,7 +158,8 @@ void WeightStreamer::acquire(int unit) {
   for (const auto& [reader, tk] : s->tickets) readers_[static_cast<size_t>(reader)]->wait(tk);
   s->tickets.clear();
   stats_.io_wait_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (const auto& [name, off] : s->placed) model_.store().rebind(name, s->buf.data() + off, Tier::Host);
+  for (const auto& [name, off] : s->placed)
+    model_.store().rebind(name, s->buf.data() + off, Tier::Host);
   s->acquired = true;
 }
 
@@ -174,7 +182,8 @@ void WeightStreamer::read_row(const std::string& name, int64_t r, float* out) {
     // The row's whole group: scales, mins and 64 rows of codes.
     const int64_t g = r / 64, gb = in * 36;
     bytes.resize(static_cast<size_t>(gb));
-    pread_exact(path, l.offset + static_cast<uint64_t>(g * gb), static_cast<uint64_t>(gb), bytes.data(), name);
+    pread_exact(path, l.offset + static_cast<uint64_t>(g * gb), static_cast<uint64_t>(gb),
+                bytes.data(), name);
     view.shape = {std::min<int64_t>(64, t.rows() - g * 64), in};
     view.data = bytes.data();
     get_row(view, r - g * 64, out);
@@ -182,7 +191,8 @@ void WeightStreamer::read_row(const std::string& name, int64_t r, float* out) {
   }
   const int64_t rb = t.row_bytes();
   bytes.resize(static_cast<size_t>(rb));
-  pread_exact(path, l.offset + static_cast<uint64_t>(r * rb), static_cast<uint64_t>(rb), bytes.data(), name);
+  pread_exact(path, l.offset + static_cast<uint64_t>(r * rb), static_cast<uint64_t>(rb),
+              bytes.data(), name);
   view.shape = {1, in};
   view.data = bytes.data();
   get_row(view, 0, out);
