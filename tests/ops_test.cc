@@ -61,21 +61,23 @@ TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
       std::vector<uint16_t> h2(static_cast<size_t>(n));
       k.f32_to_f16(n, a.data(), h2.data());
       EXPECT_EQ(h2, h);
-      // Four rows at once (stride n + 3 so the rows are not aligned alike) match one row at a time.
+      // Two rows at once (a stride of n + 3, so the rows are not aligned alike) match one row
+      // at a time.
       const int64_t stride = n + 3;
-      auto w4 = randn(static_cast<size_t>(4 * stride), 5);
-      std::vector<uint16_t> h4(w4.size()), b4(w4.size());
-      for (size_t i = 0; i < w4.size(); ++i) h4[i] = f32_to_fp16(w4[i]), b4[i] = f32_to_bf16(w4[i]);
-      float out[4];
-      if (k.dot4_f16) {
-        k.dot4_f16(n, h4.data(), stride, b.data(), out);
-        for (int r = 0; r < 4; ++r)
-          EXPECT_NEAR(out[r], ref.dot_f16(n, h4.data() + r * stride, b.data()), tol) << n;
+      auto w2 = randn(static_cast<size_t>(2 * stride), 5);
+      std::vector<uint16_t> h2r(w2.size()), b2r(w2.size());
+      for (size_t i = 0; i < w2.size(); ++i)
+        h2r[i] = f32_to_fp16(w2[i]), b2r[i] = f32_to_bf16(w2[i]);
+      float out[2];
+      if (k.dot2_f16) {
+        k.dot2_f16(n, h2r.data(), stride, b.data(), out);
+        for (int r = 0; r < 2; ++r)
+          EXPECT_NEAR(out[r], ref.dot_f16(n, h2r.data() + r * stride, b.data()), tol) << n;
       }
-      if (k.dot4_bf16) {
-        k.dot4_bf16(n, b4.data(), stride, b.data(), out);
-        for (int r = 0; r < 4; ++r)
-          EXPECT_NEAR(out[r], ref.dot_bf16(n, b4.data() + r * stride, b.data()), tol) << n;
+      if (k.dot2_bf16) {
+        k.dot2_bf16(n, b2r.data(), stride, b.data(), out);
+        for (int r = 0; r < 2; ++r)
+          EXPECT_NEAR(out[r], ref.dot_bf16(n, b2r.data() + r * stride, b.data()), tol) << n;
       }
     }
   }
@@ -243,7 +245,8 @@ class Matmul : public ::testing::TestWithParam<DType> {};
 TEST_P(Matmul, BothPathsMatchDoubleReference) {
   const DType dt = GetParam();
   ThreadPool pool(2);
-  // Decode, few-token and sgemm paths; 2100 columns: sgemm's k chunks (1024, 1024, 52).
+  // Decode, few-token and sgemm paths; 2100 columns: sgemm's k chunks (1024, 1024, 52). 37 rows:
+  // decode's pairs of rows (r, r + 19) leave row 18 on its own.
   for (auto [n_tok, n_in] : {std::pair<int64_t, int64_t>{1, 70},
                              {2, 70},
                              {3, 70},
@@ -253,7 +256,8 @@ TEST_P(Matmul, BothPathsMatchDoubleReference) {
                              {40, 70},
                              {100, 70},
                              {100, 2100},
-                             {5, 2100}}) {
+                             {5, 2100},
+                             {1, 2100}}) {
     const int64_t n_out = 37;
     auto wf = randn(size_t(n_out * n_in), 5, 0.3f), x = randn(size_t(n_tok * n_in), 6),
          b = randn(size_t(n_out), 7);

@@ -70,40 +70,32 @@ float dot_half(int64_t n, const uint16_t* w, const float* x) {
   return s;
 }
 
-// Four rows at once: each x vector is loaded once for four weight streams, and eight independent
-// accumulators keep both FMA pipes busy while the rows stream in from memory.
+// Two rows at any distance (row 1 starts at w + stride), one token: each x vector is loaded once
+// for both rows (see the AVX-512 version for why decode pairs far-apart rows).
 template <__m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
-void dot4_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out) {
-  const uint16_t *w0 = w, *w1 = w + stride, *w2 = w + 2 * stride, *w3 = w + 3 * stride;
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+void dot2_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out) {
+  const uint16_t* w1 = w + stride;
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
     const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
-    a0 = _mm256_fmadd_ps(Load(w0 + i), x0, a0);
-    a1 = _mm256_fmadd_ps(Load(w1 + i), x0, a1);
-    a2 = _mm256_fmadd_ps(Load(w2 + i), x0, a2);
-    a3 = _mm256_fmadd_ps(Load(w3 + i), x0, a3);
-    b0 = _mm256_fmadd_ps(Load(w0 + i + 8), x1, b0);
+    a0 = _mm256_fmadd_ps(Load(w + i), x0, a0);
+    b0 = _mm256_fmadd_ps(Load(w1 + i), x0, b0);
+    a1 = _mm256_fmadd_ps(Load(w + i + 8), x1, a1);
     b1 = _mm256_fmadd_ps(Load(w1 + i + 8), x1, b1);
-    b2 = _mm256_fmadd_ps(Load(w2 + i + 8), x1, b2);
-    b3 = _mm256_fmadd_ps(Load(w3 + i + 8), x1, b3);
   }
   for (; i + 8 <= n; i += 8) {
     const __m256 x0 = _mm256_loadu_ps(x + i);
-    a0 = _mm256_fmadd_ps(Load(w0 + i), x0, a0);
-    a1 = _mm256_fmadd_ps(Load(w1 + i), x0, a1);
-    a2 = _mm256_fmadd_ps(Load(w2 + i), x0, a2);
-    a3 = _mm256_fmadd_ps(Load(w3 + i), x0, a3);
+    a0 = _mm256_fmadd_ps(Load(w + i), x0, a0);
+    b0 = _mm256_fmadd_ps(Load(w1 + i), x0, b0);
   }
-  float s[4] = {hsum(_mm256_add_ps(a0, b0)), hsum(_mm256_add_ps(a1, b1)),
-                hsum(_mm256_add_ps(a2, b2)), hsum(_mm256_add_ps(a3, b3))};
+  float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
   for (; i < n; ++i) {
-    s[0] += Cvt(w0[i]) * x[i];
-    s[1] += Cvt(w1[i]) * x[i];
-    s[2] += Cvt(w2[i]) * x[i];
-    s[3] += Cvt(w3[i]) * x[i];
+    s0 += Cvt(w[i]) * x[i];
+    s1 += Cvt(w1[i]) * x[i];
   }
-  for (int r = 0; r < 4; ++r) out[r] = s[r];
+  out[0] = s0;
+  out[1] = s1;
 }
 
 // R weight rows x T tokens over k elements: R*T accumulators, R converted weight vectors per step,
@@ -239,8 +231,8 @@ const FloatKernels& float_kernels_avx2() {
                               exp_sum,
                               silu_mul,
                               axpy,
-                              dot4_half<load_f16, fp16_to_f32>,
-                              dot4_half<load_bf16, bf16_to_f32>,
+                              dot2_half<load_f16, fp16_to_f32>,
+                              dot2_half<load_bf16, bf16_to_f32>,
                               gemm_few<load_f16, fp16_to_f32>,
                               gemm_few<load_bf16, bf16_to_f32>,
                               nn::gemm_nn<Ymm>};

@@ -90,35 +90,50 @@ void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_t
   const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  auto dot4 = w.dtype == DType::F16 ? fk.dot4_f16 : w.dtype == DType::BF16 ? fk.dot4_bf16 : nullptr;
-  pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
-    int64_t r = r0;
-    if (n_tok == 1 && dot4)  // one token: four rows per pass over x
-      for (; r + 4 <= r1; r += 4) {
-        dot4(k, reinterpret_cast<const uint16_t*>(base + r * rb), rb / 2, x, y + r);
-        if (bias)
-          for (int i = 0; i < 4; ++i) y[r + i] += bias[r + i];
+  auto dot2 = w.dtype == DType::F16 ? fk.dot2_f16 : w.dtype == DType::BF16 ? fk.dot2_bf16 : nullptr;
+  auto one_row = [&](int64_t r) {
+    const uint8_t* row = base + r * rb;
+    const float b = bias ? bias[r] : 0.0f;
+    for (int64_t t = 0; t < n_tok; ++t) {
+      const float* xt = x + t * k;
+      float s;
+      switch (w.dtype) {
+        case DType::F32:
+          s = fk.dot_f32(k, reinterpret_cast<const float*>(row), xt);
+          break;
+        case DType::F16:
+          s = fk.dot_f16(k, reinterpret_cast<const uint16_t*>(row), xt);
+          break;
+        default:
+          s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt);
+          break;
       }
-    for (; r < r1; ++r) {
-      const uint8_t* row = base + r * rb;
-      const float b = bias ? bias[r] : 0.0f;
-      for (int64_t t = 0; t < n_tok; ++t) {
-        const float* xt = x + t * k;
-        float s;
-        switch (w.dtype) {
-          case DType::F32:
-            s = fk.dot_f32(k, reinterpret_cast<const float*>(row), xt);
-            break;
-          case DType::F16:
-            s = fk.dot_f16(k, reinterpret_cast<const uint16_t*>(row), xt);
-            break;
-          default:
-            s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt);
-            break;
-        }
-        y[t * n_out + r] = s + b;
-      }
+      y[t * n_out + r] = s + b;
     }
+  };
+  if (n_tok == 1 && dot2 && n_out >= 2) {
+    // One token: row r is paired with row r + half, so every thread streams from two places and
+    // loads x once per pair (FloatKernels::dot2_f16). Measured on the 1B Llama's F16 decode: the
+    // FFN down projection (k = 5632) went from 41 to 53 GB/s.
+    const int64_t half = (n_out + 1) / 2;
+    const int64_t stride = half * rb / 2;  // in half-precision elements
+    auto pairs = [&](int64_t p0, int64_t p1) {
+      for (int64_t r = p0; r < p1; ++r) {
+        if (r + half >= n_out) {  // odd row count: the middle row has no partner
+          one_row(r);
+          continue;
+        }
+        float out[2];
+        dot2(k, reinterpret_cast<const uint16_t*>(base + r * rb), stride, x, out);
+        y[r] = out[0] + (bias ? bias[r] : 0.0f);
+        y[r + half] = out[1] + (bias ? bias[r + half] : 0.0f);
+      }
+    };
+    pool.parallel_for(half, std::max<int64_t>(1, rows_grain(k, 1) / 2), pairs);
+    return;
+  }
+  pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) one_row(r);
   });
 }
 
