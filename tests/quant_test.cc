@@ -360,6 +360,39 @@ TEST(QuantQuantize, ActivationSideFields) {
     }
 }
 
+// The vectorised activation quantizers give the reference's bytes exactly, at every ISA, for
+// Gaussian data at several scales (down to f16-subnormal block scales), all-zero blocks, blocks
+// with one non-zero value and values that land exactly halfway between two codes.
+TEST(QuantQuantize, ActivationQuantizersMatchTheReferenceBytes) {
+  const int64_t n = 1024;
+  std::vector<std::vector<float>> inputs;
+  for (float sigma : {1.0f, 300.0f, 1e-3f, 1e-6f}) inputs.push_back(gaussian(n, 21, sigma));
+  std::vector<float> special(static_cast<size_t>(n), 0.0f);
+  special[40] = -3.0f;  // block 1: one value, the rest zero
+  // Block 3: max |x| = 127, so d = 1 and the other values, k + 0.5, round to even.
+  special[96] = 127.0f;
+  for (int j = 1; j < 32; ++j) special[size_t(96 + j)] = float(j - 16) + 0.5f;
+  inputs.push_back(special);
+  for (DType t : {DType::Q8_0, DType::Q8_1, DType::Q8_K}) {
+    SCOPED_TRACE(dtype_name(t));
+    for (const auto& x : inputs) {
+      const Bytes want = quantize(t, x);
+      for (Isa isa : isas_here()) {
+        SCOPED_TRACE(isa_name(isa));
+        const QuantizeRowFn f = quantize_act_for_isa(t, isa);
+        ASSERT_NE(f, nullptr);
+        Bytes got(want.size(), 0xAB);
+        f(x.data(), got.data(), n);
+        EXPECT_EQ(got, want);
+      }
+      Bytes got(want.size(), 0xAB);
+      quant_kernels(t)->quantize_act(x.data(), got.data(), n);  // the dispatched entry
+      EXPECT_EQ(got, want);
+    }
+  }
+  EXPECT_EQ(quant_kernels(DType::Q4_0)->quantize_act, nullptr);  // weight-only types have none
+}
+
 // ---- (c) fused dot products -------------------------------------------------------------------
 
 // Weight rows for the dot tests: quantized Gaussian data, or random bytes (every code pattern,

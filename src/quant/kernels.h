@@ -27,12 +27,19 @@ namespace strata::qk {
 namespace scalar {
 STRATA_QK_DECLARE_ALL
 }
+// Activation quantizers (act_quant_*.cc), bit-identical to quantize_row_q8_0/q8_1/q8_k.
+#define STRATA_QK_DECLARE_ACT                                     \
+  void quantize_act_q8_0(const float* src, void* dst, int64_t n); \
+  void quantize_act_q8_1(const float* src, void* dst, int64_t n); \
+  void quantize_act_q8_k(const float* src, void* dst, int64_t n);
 namespace avx2 {
 STRATA_QK_DECLARE_ALL
-}
+STRATA_QK_DECLARE_ACT
+}  // namespace avx2
 namespace avx512 {
 STRATA_QK_DECLARE_ALL
-}
+STRATA_QK_DECLARE_ACT
+}  // namespace avx512
 // AVX-512 with VNNI and VBMI: decode (one token, blocks of rows) for the types whose kernels gain
 // from them (dot_avx512vnni.cc), and the integer prefill.
 namespace avx512vnni {

@@ -6,7 +6,7 @@
 // Usage for y = W x with W [rows, n] of type T:
 //   const QuantKernels* k = quant_kernels(T);
 //   const QuantKernels* a = quant_kernels(k->vec_dot_type);
-//   a->quantize_row(x, xq, n);                       // once per token
+//   a->quantize_act(x, xq, n);                       // once per token
 //   for each row r: k->vec_dot(n, &y[r], W + r * row_bytes(T, n), xq);
 // For several tokens at once (prefill) vec_dot_tokens unpacks each weight block once and uses it
 // for up to four activation rows, which is where the decode-only path would waste its time.
@@ -46,6 +46,9 @@ struct QuantKernels {
   // vec_dot is.
   VecDotTokensFn vec_dot_tokens;
   VecDotRowsFn vec_dot_rows;  // best ISA, like vec_dot
+  // Activation formats only (Q8_0, Q8_1, Q8_K): quantize_row at the best ISA, bit-identical to
+  // it. nullptr for the weight types.
+  QuantizeRowFn quantize_act;
 };
 
 // nullptr for non-quantized types and for G4 (see quant/g4.h).
@@ -56,5 +59,6 @@ const QuantKernels* quant_kernels(DType t);
 VecDotFn vec_dot_for_isa(DType t, Isa isa);
 VecDotTokensFn vec_dot_tokens_for_isa(DType t, Isa isa);
 VecDotRowsFn vec_dot_rows_for_isa(DType t, Isa isa);
+QuantizeRowFn quantize_act_for_isa(DType t, Isa isa);
 
 }  // namespace strata

@@ -296,12 +296,13 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
                   int64_t n_tok, float* y, const float* bias) {
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const QuantKernels* act = quant_kernels(q.vec_dot_type);
-  if (!act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
+  if (!act || !act->quantize_act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
   const int64_t ab = row_bytes(q.vec_dot_type, k);
-  // Activations quantized once per token, shared by every row.
+  // Activations quantized once per token (vectorised, bit-identical to the reference), shared by
+  // every row.
   uint8_t* xqp = act_scratch(ab * n_tok);
   pool.parallel_for(n_tok, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) act->quantize_row(x + t * k, xqp + t * ab, k);
+    for (int64_t t = t0; t < t1; ++t) act->quantize_act(x + t * k, xqp + t * ab, k);
   });
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   // This ISA's kernels, resolved once rather than per row.
