@@ -32,9 +32,9 @@ void ThreadPool::work_on(const Job& job, int thread_index) {
   t_in_pool_task = true;
   try {
     if (job.pinned) {
-      job.invoke(job.ctx, thread_index);
+      job.invoke(job.ctx, thread_index, thread_index + 1);
     } else {
-      for (int64_t c; (c = next_chunk(thread_index)) >= 0;) job.invoke(job.ctx, c);
+      for (int64_t c, e; next_chunks(thread_index, &c, &e);) job.invoke(job.ctx, c, e);
     }
   } catch (...) {
     std::lock_guard<std::mutex> lk(err_mu_);
@@ -44,24 +44,31 @@ void ThreadPool::work_on(const Job& job, int thread_index) {
   t_in_pool_task = was;
 }
 
-int64_t ThreadPool::next_chunk(int thread_index) {
+bool ThreadPool::next_chunks(int thread_index, int64_t* first, int64_t* end) {
   std::atomic<uint64_t>& own = runs_[size_t(thread_index)].range;
   for (uint64_t v = own.load(std::memory_order_relaxed);;) {
     const uint32_t front = uint32_t(v >> 32), back = uint32_t(v);
     if (front >= back) break;
-    if (own.compare_exchange_weak(v, pack(front + 1, back), std::memory_order_relaxed))
-      return front;
+    const uint32_t take = std::max<uint32_t>(1, (back - front) / 4);
+    if (own.compare_exchange_weak(v, pack(front + take, back), std::memory_order_relaxed)) {
+      *first = front;
+      *end = front + take;
+      return true;
+    }
   }
   for (int i = 1; i < n_threads_; ++i) {
     std::atomic<uint64_t>& other = runs_[size_t((thread_index + i) % n_threads_)].range;
     for (uint64_t v = other.load(std::memory_order_relaxed);;) {
       const uint32_t front = uint32_t(v >> 32), back = uint32_t(v);
       if (front >= back) break;
-      if (other.compare_exchange_weak(v, pack(front, back - 1), std::memory_order_relaxed))
-        return back - 1;
+      if (other.compare_exchange_weak(v, pack(front, back - 1), std::memory_order_relaxed)) {
+        *first = back - 1;
+        *end = back;
+        return true;
+      }
     }
   }
-  return -1;
+  return false;
 }
 
 void ThreadPool::dispatch(const Job& job) {
@@ -70,7 +77,10 @@ void ThreadPool::dispatch(const Job& job) {
     const bool was = t_in_pool_task;
     t_in_pool_task = true;
     try {
-      for (int64_t c = 0; c < job.n_chunks; ++c) job.invoke(job.ctx, c);
+      if (job.pinned)  // every thread index in turn
+        for (int64_t c = 0; c < job.n_chunks; ++c) job.invoke(job.ctx, c, c + 1);
+      else
+        job.invoke(job.ctx, 0, job.n_chunks);
     } catch (...) {
       t_in_pool_task = was;
       throw;

@@ -1,8 +1,8 @@
 // A fixed pool of worker threads for data-parallel kernels. The calling thread takes part, so a
 // pool of n threads starts n-1 workers. Work is split into chunks; each thread owns a contiguous
-// run of them and works through it front to back, and a thread that runs out takes chunks from
-// the back of another's run. A parallel call made from inside a task runs serially on that
-// thread.
+// run of them and works through it front to back, claiming a quarter of what is left of its run
+// at a time, and a thread that runs out takes single chunks from the back of another's run. A
+// parallel call made from inside a task runs serially on that thread.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -31,9 +31,9 @@ class ThreadPool {
     int64_t chunk = (n + max_chunks - 1) / max_chunks;
     if (chunk < grain) chunk = grain;
     const int64_t n_chunks = (n + chunk - 1) / chunk;
-    auto body = [&](int64_t c) {
-      const int64_t b = c * chunk;
-      const int64_t e = b + chunk < n ? b + chunk : n;
+    auto body = [&](int64_t c0, int64_t c1) {
+      const int64_t b = c0 * chunk;
+      const int64_t e = c1 * chunk < n ? c1 * chunk : n;
       fn(b, e);
     };
     run_chunks(n_chunks, body);
@@ -42,23 +42,26 @@ class ThreadPool {
   // fn(thread_index, n_threads) once on every thread of the pool.
   template <class F>
   void run_on_all(F&& fn) {
-    auto body = [&](int64_t c) { fn(static_cast<int>(c), n_threads_); };
+    auto body = [&](int64_t c, int64_t) { fn(static_cast<int>(c), n_threads_); };
     run_chunks_pinned(body);
   }
 
-  // parallel_for makes up to this many chunks per thread (fewer when `grain` says so): a thread
+  // parallel_for makes up to this many chunks per thread (fewer when `grain` says so). A thread
   // that finishes early takes another's last chunk, so the last one to finish waits at most a
-  // chunk. Owning a contiguous run keeps each thread's reads one sequential stream: decode
+  // chunk; an owner claims a quarter of its remaining run per call, so small chunks do not mean
+  // many calls. Owning a contiguous run keeps each thread's reads one sequential stream: decode
   // (matrix-vector products, bound by memory bandwidth) ran 4-8% slower when the chunks were
   // handed out in turn from one counter, every chunk a new stream for the hardware prefetcher.
-  static constexpr int64_t kChunksPerThread = 16;
+  // 64 rather than 16: a Q8_0 decode matrix's last chunk was long enough (up to ~20 us) that the
+  // wait for it cost 4-10% of the model-shaped sequence of products.
+  static constexpr int64_t kChunksPerThread = 64;
 
   // The number of threads a default pool gets: the cores this process may run on.
   static int default_threads();
 
  private:
   struct Job {
-    void (*invoke)(void* ctx, int64_t chunk) = nullptr;
+    void (*invoke)(void* ctx, int64_t first, int64_t end) = nullptr;  // chunks [first, end)
     void* ctx = nullptr;
     int64_t n_chunks = 0;
     bool pinned = false;  // one chunk per thread, chunk index = thread index
@@ -66,21 +69,24 @@ class ThreadPool {
 
   template <class F>
   void run_chunks(int64_t n_chunks, F& body) {
-    Job job{[](void* c, int64_t i) { (*static_cast<F*>(c))(i); }, &body, n_chunks, false};
+    Job job{[](void* c, int64_t i, int64_t e) { (*static_cast<F*>(c))(i, e); }, &body, n_chunks,
+            false};
     dispatch(job);
   }
   template <class F>
   void run_chunks_pinned(F& body) {
-    Job job{[](void* c, int64_t i) { (*static_cast<F*>(c))(i); }, &body, n_threads_, true};
+    Job job{[](void* c, int64_t i, int64_t e) { (*static_cast<F*>(c))(i, e); }, &body, n_threads_,
+            true};
     dispatch(job);
   }
 
   void dispatch(const Job& job);
   void worker(int index);
   void work_on(const Job& job, int thread_index);
-  // The next chunk for thread t: the front of its own run, else the back of another's; -1 when
-  // every run is empty.
-  int64_t next_chunk(int thread_index);
+  // The next chunks [*first, *end) for thread t: a quarter (at least one chunk) of what is left of
+  // its own run, from the front, else the last chunk of another's run; false when every run is
+  // empty.
+  bool next_chunks(int thread_index, int64_t* first, int64_t* end);
 
   // One thread's run of chunks [front, back), packed in one word so that the owner taking the
   // front and a thief taking the back cannot both get the last chunk.
