@@ -70,12 +70,12 @@ TEST(FloatKernels, DotsMatchScalarAtEveryIsa) {
         h2r[i] = f32_to_fp16(w2[i]), b2r[i] = f32_to_bf16(w2[i]);
       float out[2];
       if (k.dot2_f16) {
-        k.dot2_f16(n, h2r.data(), stride, b.data(), out);
+        k.dot2_f16(n, h2r.data(), h2r.data() + stride, b.data(), out);
         for (int r = 0; r < 2; ++r)
           EXPECT_NEAR(out[r], ref.dot_f16(n, h2r.data() + r * stride, b.data()), tol) << n;
       }
       if (k.dot2_bf16) {
-        k.dot2_bf16(n, b2r.data(), stride, b.data(), out);
+        k.dot2_bf16(n, b2r.data(), b2r.data() + stride, b.data(), out);
         for (int r = 0; r < 2; ++r)
           EXPECT_NEAR(out[r], ref.dot_bf16(n, b2r.data() + r * stride, b.data()), tol) << n;
       }
@@ -538,6 +538,63 @@ TEST_P(QuantMatmul, ManyTokenResultsDoNotDependOnTheBatch) {
       ASSERT_EQ(part[size_t(i)], all[size_t(t0 * n_out + i)])
           << dtype_name(dt) << " tokens from " << t0 << " at " << i;
   }
+}
+
+// matmul_shared: three weights of 37, 8 and 9 rows with biases (decode's one pass over their
+// joined rows, whose pairs cross from one weight to another) give each weight's own matmul: the
+// same values for quantized types, where every row is the same kernel call, and within float
+// rounding for half weights (a row's partner changes which kernel computes it). Several tokens
+// and mixed widths take the per-weight path.
+void check_shared(DType dt) {
+  SCOPED_TRACE(dtype_name(dt));
+  ThreadPool pool(2);
+  const int64_t n_in = 2304, rows[3] = {37, 8, 9};
+  std::vector<std::vector<uint8_t>> bytes(3);
+  std::vector<Tensor> w(3);
+  std::vector<std::vector<float>> bias(3);
+  for (int i = 0; i < 3; ++i) {
+    const auto wf = randn(size_t(rows[i] * n_in), 40 + i, 0.5f);
+    bytes[size_t(i)].resize(size_t(rows[i] * row_bytes(dt, n_in)));
+    uint8_t* dst = bytes[size_t(i)].data();
+    for (int64_t r = 0; r < rows[i]; ++r) {
+      if (dt == DType::F16 || dt == DType::BF16) {
+        auto* h = reinterpret_cast<uint16_t*>(dst + r * row_bytes(dt, n_in));
+        for (int64_t c = 0; c < n_in; ++c)
+          h[c] = dt == DType::F16 ? f32_to_fp16(wf[size_t(r * n_in + c)])
+                                  : f32_to_bf16(wf[size_t(r * n_in + c)]);
+      } else {
+        quant_kernels(dt)->quantize_row(wf.data() + r * n_in, dst + r * row_bytes(dt, n_in), n_in);
+      }
+    }
+    w[size_t(i)] = Tensor{dt, {rows[i], n_in}, dst};
+    bias[size_t(i)] = randn(size_t(rows[i]), 50 + i);
+  }
+  const bool exact = dt != DType::F16 && dt != DType::BF16;
+  for (int64_t n_tok : {1, 3}) {
+    const auto x = randn(size_t(n_tok * n_in), 60);
+    std::vector<std::vector<float>> got(3), want(3);
+    MatmulOut outs[3];
+    for (int i = 0; i < 3; ++i) {
+      got[size_t(i)].assign(size_t(n_tok * rows[i]), -1.0f);
+      want[size_t(i)].resize(size_t(n_tok * rows[i]));
+      matmul(pool, w[size_t(i)], x.data(), n_tok, want[size_t(i)].data(), bias[size_t(i)].data());
+      outs[i] = {&w[size_t(i)], got[size_t(i)].data(), bias[size_t(i)].data()};
+    }
+    matmul_shared(pool, outs, 3, x.data(), n_tok);
+    for (int i = 0; i < 3; ++i)
+      for (size_t j = 0; j < got[size_t(i)].size(); ++j) {
+        if (exact) {
+          ASSERT_EQ(got[size_t(i)][j], want[size_t(i)][j]) << "weight " << i << " at " << j;
+        } else {
+          ASSERT_NEAR(got[size_t(i)][j], want[size_t(i)][j], 1e-3) << "weight " << i << " at " << j;
+        }
+      }
+  }
+}
+
+TEST(MatmulShared, MatchesOneMatmulPerWeight) {
+  for (DType dt : {DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
+    check_shared(dt);
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, QuantMatmul,

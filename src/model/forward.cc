@@ -152,9 +152,8 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
       std::memcpy(ws_.v.data() + i * kd, r + qd + kd, static_cast<size_t>(kd) * 4);
     }
   } else {
-    matmul(pool_, *w.wq, in, n_, ws_.q.data(), w.bq);
-    matmul(pool_, *w.wk, in, n_, ws_.k.data(), w.bk);
-    matmul(pool_, *w.wv, in, n_, ws_.v.data(), w.bv);
+    const MatmulOut qkv[] = {{w.wq, ws_.q.data(), w.bq}, {w.wk, ws_.k.data(), w.bk}, {w.wv, ws_.v.data(), w.bv}};
+    matmul_shared(pool_, qkv, 3, in, n_);
   }
   if (spec_.arch.pos == PosKind::Rope) {
     rope(ws_.q.data(), n_, pos_.data(), h.n_head, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
@@ -194,12 +193,13 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
 
 void ForwardPass::ffn_block(const LayerWeights& w, const float* in, float* out) {
   const HParams& h = spec_.hp;
-  matmul(pool_, *w.w_up, in, n_, ws_.up.data(), w.b_up);
   if (spec_.arch.gated_ffn) {
-    matmul(pool_, *w.w_gate, in, n_, ws_.gate.data(), w.b_gate);
+    const MatmulOut up_gate[] = {{w.w_up, ws_.up.data(), w.b_up}, {w.w_gate, ws_.gate.data(), w.b_gate}};
+    matmul_shared(pool_, up_gate, 2, in, n_);
     activate_gated(pool_, spec_.arch.act, ws_.gate.data(), ws_.up.data(), n_ * h.n_ff);
     matmul(pool_, *w.w_down, ws_.gate.data(), n_, out, w.b_down);
   } else {
+    matmul(pool_, *w.w_up, in, n_, ws_.up.data(), w.b_up);
     activate(pool_, spec_.arch.act, ws_.up.data(), n_ * h.n_ff);
     matmul(pool_, *w.w_down, ws_.up.data(), n_, out, w.b_down);
   }

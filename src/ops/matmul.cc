@@ -7,7 +7,9 @@
 
 namespace strata {
 
-bool matmul_supports(DType t) { return cpu::supports(t); }
+bool matmul_supports(DType t) {
+  return cpu::supports(t);
+}
 
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
             const float* bias) {
@@ -15,7 +17,8 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
   if (!w.data) fail("matmul: weight {} has no data", w.shape_str());
   if (n_tok < 0) fail("matmul: negative token count");
   switch (w.tier) {
-    case Tier::Host: return cpu::matmul(pool, w, x, n_tok, y, bias);
+    case Tier::Host:
+      return cpu::matmul(pool, w, x, n_tok, y, bias);
     case Tier::Device:
 #if defined(STRATA_HAVE_CUDA) && STRATA_HAVE_CUDA
       // CUDA hook: a weight on the GPU means x, y and bias are device pointers too (contract in
@@ -24,8 +27,28 @@ void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, fl
 #else
       fail("matmul: weight is on the GPU but this build has no GPU backend");
 #endif
-    case Tier::Disk: fail("matmul: weight is on disk; the scheduler must stage it first");
+    case Tier::Disk:
+      fail("matmul: weight is on disk; the scheduler must stage it first");
   }
+}
+
+void matmul_shared(ThreadPool& pool, const MatmulOut* outs, int n_outs, const float* x,
+                   int64_t n_tok) {
+  if (n_outs < 1 || n_outs > kMaxSharedOuts)
+    fail("matmul_shared: {} outputs (1 to {} allowed)", n_outs, kMaxSharedOuts);
+  const Tensor& w0 = *outs[0].w;
+  bool group = n_tok == 1 && w0.tier == Tier::Host && cpu::decode_group_supports(w0.dtype);
+  for (int i = 0; i < n_outs; ++i) {
+    const Tensor& w = *outs[i].w;
+    if (w.shape.size() != 2) fail("matmul: weight must be 2-D, got {}", w.shape_str());
+    if (!w.data) fail("matmul: weight {} has no data", w.shape_str());
+    group = group && w.tier == Tier::Host && w.dtype == w0.dtype && w.cols() == w0.cols();
+  }
+  if (!group) {
+    for (int i = 0; i < n_outs; ++i) matmul(pool, *outs[i].w, x, n_tok, outs[i].y, outs[i].bias);
+    return;
+  }
+  cpu::decode_group(pool, outs, n_outs, x);
 }
 
 void get_row(const Tensor& w, int64_t r, float* out) {

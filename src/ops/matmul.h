@@ -12,6 +12,21 @@ namespace strata {
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
             const float* bias = nullptr);
 
+// One of several products with the same input (decode's Q, K and V; an FFN's gate and up).
+struct MatmulOut {
+  const Tensor* w;
+  float* y;
+  const float* bias = nullptr;
+};
+inline constexpr int kMaxSharedOuts = 4;
+
+// y_i = x · W_iᵀ (+ bias_i) for each of n_outs (at most kMaxSharedOuts) outputs. For one token
+// with host weights of one type and width, one pass over the threads covers all of them: their
+// rows form one index space, so there is one hand-off and one tail instead of one per weight,
+// and the activations are quantized once. Otherwise one matmul per output.
+void matmul_shared(ThreadPool& pool, const MatmulOut* outs, int n_outs, const float* x,
+                   int64_t n_tok);
+
 // Row r of a 2-D weight or embedding table as f32 (any type). out has w.cols() floats.
 void get_row(const Tensor& w, int64_t r, float* out);
 
@@ -46,6 +61,10 @@ inline constexpr int64_t kQ8PanelTokens = 512;
 namespace strata::cpu {
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
             const float* bias);
+// One token against a group of host weights of one type and width (matmul_decode.cc): the types
+// it takes are F16, BF16 and the quantized types with fused dot products.
+bool decode_group_supports(DType t);
+void decode_group(ThreadPool& pool, const MatmulOut* outs, int n_outs, const float* x);
 void get_row(const Tensor& w, int64_t r, float* out);
 bool supports(DType t);
 }  // namespace strata::cpu

@@ -24,11 +24,11 @@ struct FloatKernels {
   void (*silu_mul)(int64_t n, float* g, const float* u);
   // y[i] += a * x[i]
   void (*axpy)(int64_t n, float a, const float* x, float* y);
-  // Two half-precision rows, w and w + stride (any distance), dotted with one x: out[0], out[1].
-  // Decode pairs rows from the two halves of a matrix, so each thread reads two sequential
-  // streams and loads x once for both. nullptr: use dot_f16 / dot_bf16 per row.
-  void (*dot2_f16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
-  void (*dot2_bf16)(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out);
+  // Two half-precision rows w0 and w1 (anywhere) dotted with one x: out[0], out[1]. Decode pairs
+  // rows from the two halves of its rows, so each thread reads two sequential streams and loads
+  // x once for both. nullptr: use dot_f16 / dot_bf16 per row.
+  void (*dot2_f16)(int64_t n, const uint16_t* w0, const uint16_t* w1, const float* x, float* out);
+  void (*dot2_bf16)(int64_t n, const uint16_t* w0, const uint16_t* w1, const float* x, float* out);
   // A few tokens times half-precision rows, without widening the weights:
   // y[t*ldy + r] = sum_i w[r*ldw + i] * x[t*ldx + i] for r < nr, t < nt. Register blocks of four
   // rows by two tokens; a block of rows stays in cache while every token passes over it, so the

@@ -70,11 +70,10 @@ float dot_half(int64_t n, const uint16_t* w, const float* x) {
   return s;
 }
 
-// Two rows at any distance (row 1 starts at w + stride), one token: each x vector is loaded once
+// Two rows anywhere (w and w1), one token: each x vector is loaded once
 // for both rows (see the AVX-512 version for why decode pairs far-apart rows).
 template <__m256 (*Load)(const uint16_t*), float (*Cvt)(uint16_t)>
-void dot2_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out) {
-  const uint16_t* w1 = w + stride;
+void dot2_half(int64_t n, const uint16_t* w, const uint16_t* w1, const float* x, float* out) {
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {

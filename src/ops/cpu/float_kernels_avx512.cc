@@ -71,14 +71,13 @@ float dot_half(int64_t n, const uint16_t* w, const float* x) {
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
 }
 
-// Two rows at any distance (row 1 starts at w + stride), one token: each x vector is loaded once
+// Two rows anywhere (w and w1), one token: each x vector is loaded once
 // for both. Decode gives each thread rows from two far-apart parts of the matrix, so the thread
 // reads two sequential streams; with x loaded half as often, x (up to 22 KiB of floats for an
 // FFN's down projection) stays in L1 while the weights stream past. Microbenchmark, 2 threads
 // against the read test: 0.95 of its bandwidth at k = 5632 where one row at a time got 0.76.
 template <__m512 (*Load)(const uint16_t*), __m512 (*LoadM)(const uint16_t*, __mmask16)>
-void dot2_half(int64_t n, const uint16_t* w, int64_t stride, const float* x, float* out) {
-  const uint16_t* w1 = w + stride;
+void dot2_half(int64_t n, const uint16_t* w, const uint16_t* w1, const float* x, float* out) {
   __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {

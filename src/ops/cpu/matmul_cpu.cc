@@ -21,6 +21,7 @@
 #include "core/cpu_features.h"
 #include "core/error.h"
 #include "ops/cpu/float_kernels.h"
+#include "ops/cpu/matmul_parts.h"
 #include "ops/matmul.h"
 #include "quant/g4.h"
 #include "quant/panel_gemm.h"
@@ -73,67 +74,36 @@ void widen(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float
   }
 }
 
-// y[t * ldy + r] += bias[r] for rows [r0, r1) of tokens [0, n_tok); nothing without a bias.
-void add_bias(const float* bias, int64_t r0, int64_t r1, int64_t n_tok, float* y, int64_t ldy) {
-  if (!bias) return;
-  for (int64_t t = 0; t < n_tok; ++t)
-    for (int64_t r = r0; r < r1; ++r) y[t * ldy + r] += bias[r];
-}
-
-int64_t rows_grain(int64_t k, int64_t n_tok) {
-  // Chunks of at least ~64K multiply-adds: smaller work is not worth waking another thread.
-  return std::max<int64_t>(16, (int64_t(1) << 16) / std::max<int64_t>(1, k * n_tok));
-}
-
 void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
                   const float* bias) {
+  if (n_tok == 1 && decode_group_supports(w.dtype)) {
+    const MatmulOut out{&w, y, bias};
+    return decode_group(pool, &out, 1, x);
+  }
   const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  auto dot2 = w.dtype == DType::F16 ? fk.dot2_f16 : w.dtype == DType::BF16 ? fk.dot2_bf16 : nullptr;
-  auto one_row = [&](int64_t r) {
-    const uint8_t* row = base + r * rb;
-    const float b = bias ? bias[r] : 0.0f;
-    for (int64_t t = 0; t < n_tok; ++t) {
-      const float* xt = x + t * k;
-      float s;
-      switch (w.dtype) {
-        case DType::F32:
-          s = fk.dot_f32(k, reinterpret_cast<const float*>(row), xt);
-          break;
-        case DType::F16:
-          s = fk.dot_f16(k, reinterpret_cast<const uint16_t*>(row), xt);
-          break;
-        default:
-          s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt);
-          break;
-      }
-      y[t * n_out + r] = s + b;
-    }
-  };
-  if (n_tok == 1 && dot2 && n_out >= 2) {
-    // One token: row r is paired with row r + half, so every thread streams from two places and
-    // loads x once per pair (FloatKernels::dot2_f16). Measured on the 1B Llama's F16 decode: the
-    // FFN down projection (k = 5632) went from 41 to 53 GB/s.
-    const int64_t half = (n_out + 1) / 2;
-    const int64_t stride = half * rb / 2;  // in half-precision elements
-    auto pairs = [&](int64_t p0, int64_t p1) {
-      for (int64_t r = p0; r < p1; ++r) {
-        if (r + half >= n_out) {  // odd row count: the middle row has no partner
-          one_row(r);
-          continue;
-        }
-        float out[2];
-        dot2(k, reinterpret_cast<const uint16_t*>(base + r * rb), stride, x, out);
-        y[r] = out[0] + (bias ? bias[r] : 0.0f);
-        y[r + half] = out[1] + (bias ? bias[r + half] : 0.0f);
-      }
-    };
-    pool.parallel_for(half, std::max<int64_t>(1, rows_grain(k, 1) / 2), pairs);
-    return;
-  }
   pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) one_row(r);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = base + r * rb;
+      const float b = bias ? bias[r] : 0.0f;
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const float* xt = x + t * k;
+        float s;
+        switch (w.dtype) {
+          case DType::F32:
+            s = fk.dot_f32(k, reinterpret_cast<const float*>(row), xt);
+            break;
+          case DType::F16:
+            s = fk.dot_f16(k, reinterpret_cast<const uint16_t*>(row), xt);
+            break;
+          default:
+            s = fk.dot_bf16(k, reinterpret_cast<const uint16_t*>(row), xt);
+            break;
+        }
+        y[t * n_out + r] = s + b;
+      }
+    }
   });
 }
 
@@ -260,14 +230,6 @@ void float_gemm(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok
   });
 }
 
-// The calling thread's buffer for quantized activations (the Q8 rows of quant_matmul or the
-// panel of panel_matmul; one buffer, so the memory model counts the larger of the two).
-uint8_t* act_scratch(int64_t bytes) {
-  thread_local std::vector<uint8_t> buf;
-  if (static_cast<int64_t>(buf.size()) < bytes) buf.resize(static_cast<size_t>(bytes));
-  return buf.data();
-}
-
 // Prefill with integer products (quant/panel_gemm.h): up to kQ8PanelTokens tokens at a time are
 // quantized into a Q8 panel (threads split the tokens), then threads split the weight rows in
 // strips of 32, each strip packed once and multiplied with every token of the panel.
@@ -294,6 +256,10 @@ void panel_matmul(ThreadPool& pool, const Tensor& w, const PanelGemm& pg, const 
 
 void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, const float* x,
                   int64_t n_tok, float* y, const float* bias) {
+  if (n_tok == 1) {  // decode: matmul_decode.cc
+    const MatmulOut out{&w, y, bias};
+    return decode_group(pool, &out, 1, x);
+  }
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const QuantKernels* act = quant_kernels(q.vec_dot_type);
   if (!act || !act->quantize_act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
@@ -307,14 +273,9 @@ void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, cons
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   // This ISA's kernels, resolved once rather than per row.
   VecDotTokensFn dot_tokens = vec_dot_tokens_for_isa(w.dtype, best_isa());
-  VecDotRowsFn dot_rows = vec_dot_rows_for_isa(w.dtype, best_isa());
   if (!dot_tokens) dot_tokens = q.vec_dot_tokens;
-  if (!dot_rows) dot_rows = q.vec_dot_rows;
   pool.parallel_for(n_out, rows_grain(k, n_tok), [&](int64_t r0, int64_t r1) {
-    if (n_tok == 1)  // decode: the whole block of rows in one call (several rows per pass)
-      dot_rows(k, r1 - r0, base + r0 * rb, rb, xqp, y + r0);
-    else
-      for (int64_t r = r0; r < r1; ++r) dot_tokens(k, n_tok, base + r * rb, xqp, ab, y + r, n_out);
+    for (int64_t r = r0; r < r1; ++r) dot_tokens(k, n_tok, base + r * rb, xqp, ab, y + r, n_out);
     add_bias(bias, r0, r1, n_tok, y, n_out);
   });
 }
@@ -329,6 +290,12 @@ void g4_matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok,
 }
 
 }  // namespace
+
+uint8_t* act_scratch(int64_t bytes) {
+  thread_local std::vector<uint8_t> buf;
+  if (static_cast<int64_t>(buf.size()) < bytes) buf.resize(static_cast<size_t>(bytes));
+  return buf.data();
+}
 
 bool supports(DType t) {
   if (is_float_type(t) || t == DType::G4) return true;
