@@ -16,6 +16,21 @@
 namespace strata::cpu {
 namespace {
 
+// Each range a thread takes starts a new stream of weight reads, and the hardware prefetcher
+// needs a while to ramp up on it. Asking for the first 8 KiB at once (into L2) gets the memory
+// system busy right away: a model-shaped sequence of decode products streamed 5-12% faster
+// (Q8_0 0.80-0.81 -> 0.85-0.91 of the read test, F16 0.82 -> 0.86, Q4_0 0.66 -> 0.72-0.74).
+constexpr int64_t kStartBurst = 8192;
+inline void start_stream(const uint8_t* p, int64_t bytes) {
+#if defined(__x86_64__)
+  const int64_t n = std::min(bytes, kStartBurst);
+  for (int64_t o = 0; o < n; o += 64)
+    __builtin_prefetch(p + o, 0, 2);  // read, into L2 (prefetcht1)
+#else
+  (void)p, (void)bytes;
+#endif
+}
+
 // The rows of the group's weights as one index space [0, total).
 class RowSpace {
  public:
@@ -70,6 +85,14 @@ void half_pairs(ThreadPool& pool, const RowSpace& rs, DType t, int64_t k, const 
     return reinterpret_cast<const uint16_t*>(p.base + r * p.row_bytes);
   };
   pool.parallel_for(half, std::max<int64_t>(1, rows_grain(k, 1) / 2), [&](int64_t g0, int64_t g1) {
+    {
+      const RowSpace::Part& a = rs.part_of(g0);
+      start_stream(a.base + (g0 - a.first) * a.row_bytes, (g1 - g0) * a.row_bytes);
+      if (g0 + half < rs.total()) {
+        const RowSpace::Part& b = rs.part_of(g0 + half);
+        start_stream(b.base + (g0 + half - b.first) * b.row_bytes, (g1 - g0) * b.row_bytes);
+      }
+    }
     for (int64_t g = g0; g < g1; ++g) {
       const RowSpace::Part& a = rs.part_of(g);
       const int64_t ra = g - a.first;
@@ -98,6 +121,7 @@ void quant_rows(ThreadPool& pool, const RowSpace& rs, DType t, int64_t k, const 
   if (!dot_rows) dot_rows = q->vec_dot_rows;
   pool.parallel_for(rs.total(), rows_grain(k, 1), [&](int64_t g0, int64_t g1) {
     rs.for_each(g0, g1, [&](const RowSpace::Part& p, int64_t r0, int64_t r1) {
+      start_stream(p.base + r0 * p.row_bytes, (r1 - r0) * p.row_bytes);
       dot_rows(k, r1 - r0, p.base + r0 * p.row_bytes, p.row_bytes, xq, p.y + r0);
       add_bias(p.bias, r0, r1, 1, p.y, p.rows);
     });
