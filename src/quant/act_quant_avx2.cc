@@ -2,7 +2,7 @@
 // act_quant_avx512.cc (same operations in the same order, round-to-nearest-even throughout).
 #include <immintrin.h>
 
-#include "core/half.h"
+#include "quant/act_quant_rows.h"
 #include "quant/kernels.h"
 
 namespace strata::qk::avx2 {
@@ -28,10 +28,6 @@ inline int hsum(__m256i v) {
 
 inline float inverse(float d) {
   return d != 0 ? 1.0f / d : 0.0f;
-}
-
-inline uint16_t to_half(float f) {
-  return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
 }
 
 // Codes of v * id, in [-127, 127].
@@ -69,18 +65,11 @@ inline float block32(const float* x, int8_t* qs, int* sum) {
 }  // namespace
 
 void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
-  BlockQ8_0* y = static_cast<BlockQ8_0*>(dst);
-  int sum;
-  for (int64_t i = 0; i < n / kQK; ++i) y[i].d = to_half(block32(x + i * kQK, y[i].qs, &sum));
+  act_rows_q8_0<block32>(x, dst, n);
 }
 
 void quantize_act_q8_1(const float* x, void* dst, int64_t n) {
-  BlockQ8_1* y = static_cast<BlockQ8_1*>(dst);
-  int sum;
-  for (int64_t i = 0; i < n / kQK; ++i) {
-    y[i].d = to_half(block32(x + i * kQK, y[i].qs, &sum));
-    y[i].s = to_half(fp16_to_f32(y[i].d) * static_cast<float>(sum));
-  }
+  act_rows_q8_1<block32>(x, dst, n);
 }
 
 void quantize_act_q8_k(const float* x, void* dst, int64_t n) {
