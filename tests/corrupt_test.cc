@@ -44,7 +44,8 @@ void write_file(const std::string& path, const std::string& bytes) {
 }
 
 const std::string& stories_bytes() {
-  static const std::string b = read_text_file(test::shared_path("models/stories260K-gguf/stories260K.gguf"));
+  static const std::string b =
+      read_text_file(test::shared_path("models/stories260K-gguf/stories260K.gguf"));
   return b;
 }
 
@@ -72,7 +73,8 @@ TEST(Corrupt, FlippedBytesInTheHeader) {
   int ok = 0, err = 0;
   for (size_t i = 0; i < 14176; i += 3) {
     const uint8_t orig = static_cast<uint8_t>(b[i]);
-    for (uint8_t v : {static_cast<uint8_t>(orig ^ 0xFF), static_cast<uint8_t>(rng()), uint8_t{0x7F}}) {
+    for (uint8_t v :
+         {static_cast<uint8_t>(orig ^ 0xFF), static_cast<uint8_t>(rng()), uint8_t{0x7F}}) {
       ASSERT_EQ(::pwrite(fd, &v, 1, static_cast<off_t>(i)), 1);
       (try_model(path) == Outcome::Ok ? ok : err)++;
     }
@@ -84,7 +86,8 @@ TEST(Corrupt, FlippedBytesInTheHeader) {
 }
 
 // A minimal valid llama GGUF we can damage field by field.
-std::string tiny_llama(std::function<void(GgufWriter&)> tweak = nullptr, std::vector<int64_t> q_shape = {8, 8}) {
+std::string tiny_llama(std::function<void(GgufWriter&)> tweak = nullptr,
+                       std::vector<int64_t> q_shape = {8, 8}) {
   GgufWriter w;
   w.set_str("general.architecture", "llama");
   w.set_u32("llama.embedding_length", 8);
@@ -130,17 +133,31 @@ TEST(Corrupt, CraftedFiles) {
     bool must_fail = true;  // false: any outcome but a crash
   };
   std::vector<Case> cases;
-  cases.push_back({"absurd embedding width", tiny_llama([](GgufWriter& w) { w.set_u32("llama.embedding_length", 0x7fffffff); })});
-  cases.push_back({"zero heads", tiny_llama([](GgufWriter& w) { w.set_u32("llama.attention.head_count", 0); })});
-  cases.push_back({"heads not dividing KV heads", tiny_llama([](GgufWriter& w) { w.set_u32("llama.attention.head_count_kv", 3); })});
-  cases.push_back({"context of 2^31", tiny_llama([](GgufWriter& w) { w.set_u32("llama.context_length", 0x80000000u); }), false});
-  cases.push_back({"wrong key type", tiny_llama([](GgufWriter& w) { w.set_str("llama.block_count", "one"); })});
-  cases.push_back({"unknown architecture", tiny_llama([](GgufWriter& w) { w.set_str("general.architecture", "mamba9"); })});
+  cases.push_back({"absurd embedding width", tiny_llama([](GgufWriter& w) {
+                     w.set_u32("llama.embedding_length", 0x7fffffff);
+                   })});
+  cases.push_back({"zero heads",
+                   tiny_llama([](GgufWriter& w) { w.set_u32("llama.attention.head_count", 0); })});
+  cases.push_back({"heads not dividing KV heads", tiny_llama([](GgufWriter& w) {
+                     w.set_u32("llama.attention.head_count_kv", 3);
+                   })});
+  cases.push_back(
+      {"context of 2^31",
+       tiny_llama([](GgufWriter& w) { w.set_u32("llama.context_length", 0x80000000u); }), false});
+  cases.push_back(
+      {"wrong key type", tiny_llama([](GgufWriter& w) { w.set_str("llama.block_count", "one"); })});
+  cases.push_back({"unknown architecture",
+                   tiny_llama([](GgufWriter& w) { w.set_str("general.architecture", "mamba9"); })});
   cases.push_back({"wrong tensor shape", tiny_llama(nullptr, {8, 9 * 32})});
-  cases.push_back({"token types too short", tiny_llama([](GgufWriter& w) { w.set_i32s("tokenizer.ggml.token_type", {1}); })});
+  cases.push_back({"token types too short", tiny_llama([](GgufWriter& w) {
+                     w.set_i32s("tokenizer.ggml.token_type", {1});
+                   })});
   // An out-of-range special id is dropped by the tokenizer (no BOS), like llama.cpp: no crash.
-  cases.push_back({"bos out of range", tiny_llama([](GgufWriter& w) { w.set_u32("tokenizer.ggml.bos_token_id", 99999); }), false});
-  cases.push_back({"alignment not a power of two", tiny_llama([](GgufWriter& w) { w.set_u32("general.alignment", 24); })});
+  cases.push_back(
+      {"bos out of range",
+       tiny_llama([](GgufWriter& w) { w.set_u32("tokenizer.ggml.bos_token_id", 99999); }), false});
+  cases.push_back({"alignment not a power of two",
+                   tiny_llama([](GgufWriter& w) { w.set_u32("general.alignment", 24); })});
   {
     // A dimension of 2^62 patched into the first tensor's index entry.
     std::string b = tiny_llama();
@@ -179,12 +196,15 @@ TEST(Corrupt, CraftedFiles) {
 TEST(Corrupt, SafetensorsAndConfig) {
   const std::string src = test::shared_path("models/tiny/opt");
   const std::string dir = test::temp_dir() + "/badhf";
-  ASSERT_EQ(std::system(("rm -rf " + dir + " && mkdir -p " + dir + " && cp " + src + "/* " + dir).c_str()), 0);
+  ASSERT_EQ(std::system(
+                ("rm -rf " + dir + " && mkdir -p " + dir + " && cp " + src + "/* " + dir).c_str()),
+            0);
   ASSERT_EQ(try_model(dir), Outcome::Ok);
   const std::string st = read_text_file(src + "/model.safetensors");
   const std::string cfg = read_text_file(src + "/config.json");
   // Truncations of the safetensors file, header and data.
-  for (size_t n : {size_t(0), size_t(4), size_t(8), size_t(20), size_t(100), size_t(1000), st.size() / 2, st.size() - 1}) {
+  for (size_t n : {size_t(0), size_t(4), size_t(8), size_t(20), size_t(100), size_t(1000),
+                   st.size() / 2, st.size() - 1}) {
     write_file(dir + "/model.safetensors", st.substr(0, n));
     EXPECT_EQ(try_model(dir), Outcome::Error) << "safetensors truncated at " << n;
   }
@@ -199,7 +219,8 @@ TEST(Corrupt, SafetensorsAndConfig) {
   }
   write_file(dir + "/model.safetensors", st);
   // Damaged config.json values.
-  for (const char* bad : {"{", "[]", R"({"model_type":"opt"})", R"({"model_type":"opt","hidden_size":-16})"}) {
+  for (const char* bad :
+       {"{", "[]", R"({"model_type":"opt"})", R"({"model_type":"opt","hidden_size":-16})"}) {
     write_file(dir + "/config.json", bad);
     EXPECT_EQ(try_model(dir), Outcome::Error) << bad;
   }

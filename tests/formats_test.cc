@@ -31,7 +31,8 @@ TEST(Gguf, ReadsStories260K) {
   for (const auto& t : g.tensor_infos()) end = std::max(end, t.offset + t.nbytes);
   EXPECT_EQ(end, g.file().size());
   const auto infos = g.tensor_infos();
-  const auto it = std::find_if(infos.begin(), infos.end(), [](const TensorInfo& t) { return t.name == "token_embd.weight"; });
+  const auto it = std::find_if(infos.begin(), infos.end(),
+                               [](const TensorInfo& t) { return t.name == "token_embd.weight"; });
   ASSERT_NE(it, infos.end());
   EXPECT_EQ(it->shape, (std::vector<int64_t>{512, 64}));  // outermost first
   EXPECT_EQ(it->dtype, DType::F32);
@@ -55,10 +56,14 @@ TEST(Gguf, WriterRoundTripsEveryValueType) {
   w.set_strs("a.strs", {"x", "", "zz"});
   w.set_f32s("a.f32s", {1.5f, -2.0f});
   w.set_i32s("a.i32s", {1, -2, 3});
-  for (GgufType t : {GgufType::U8, GgufType::I8, GgufType::U16, GgufType::I16, GgufType::I64, GgufType::F64}) {
+  for (GgufType t :
+       {GgufType::U8, GgufType::I8, GgufType::U16, GgufType::I16, GgufType::I64, GgufType::F64}) {
     GgufValue v;
     v.type = t;
-    if (t == GgufType::F64) v.f = -3.5; else v.i = t == GgufType::I8 || t == GgufType::I16 || t == GgufType::I64 ? -5 : 200;
+    if (t == GgufType::F64)
+      v.f = -3.5;
+    else
+      v.i = t == GgufType::I8 || t == GgufType::I16 || t == GgufType::I64 ? -5 : 200;
     w.set(std::string("s.") + gguf_type_name(t), v);
   }
   GgufValue nested;
@@ -72,7 +77,8 @@ TEST(Gguf, WriterRoundTripsEveryValueType) {
   w.set("a.nested", nested);
   std::vector<float> data(3 * 64);
   for (size_t i = 0; i < data.size(); ++i) data[i] = float(i) * 0.5f;
-  w.add_tensor("t.f32", DType::F32, {3, 64}, [&](uint8_t* d, uint64_t n) { std::memcpy(d, data.data(), n); });
+  w.add_tensor("t.f32", DType::F32, {3, 64},
+               [&](uint8_t* d, uint64_t n) { std::memcpy(d, data.data(), n); });
   w.add_tensor("t.q8", DType::Q8_0, {2, 32}, [&](uint8_t* d, uint64_t n) { std::memset(d, 7, n); });
   w.write(path, "");
 
@@ -139,9 +145,11 @@ TEST(Safetensors, ReadsTinyOptAndShardedIndex) {
     const auto& t = one.tensors[i];
     auto& h = i % 2 ? h1 : h0;
     auto& d = i % 2 ? d1 : d0;
-    h[t.name] = {{"dtype", "F16"}, {"shape", t.shape}, {"data_offsets", {d.size(), d.size() + t.nbytes}}};
+    h[t.name] = {
+        {"dtype", "F16"}, {"shape", t.shape}, {"data_offsets", {d.size(), d.size() + t.nbytes}}};
     d.append(reinterpret_cast<const char*>(base + t.offset), t.nbytes);
-    index["weight_map"][t.name] = i % 2 ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
+    index["weight_map"][t.name] =
+        i % 2 ? "model-00002-of-00002.safetensors" : "model-00001-of-00002.safetensors";
   }
   auto write = [](const std::string& p, const nlohmann::json& h, const std::string& d) {
     const std::string hs = h.dump();

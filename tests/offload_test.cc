@@ -91,7 +91,8 @@ TEST_P(Placement, EveryMixGivesTheInRamTokens) {
       for (double cd : {0, 50, 100})
         for (double ad : {0, 50, 100}) {
           if (wd == 0 && cd == 0 && ad == 0) continue;
-          SCOPED_TRACE(::testing::Message() << "compress " << compress << " disk% w " << wd << " c " << cd << " a " << ad);
+          SCOPED_TRACE(::testing::Message() << "compress " << compress << " disk% w " << wd << " c "
+                                            << cd << " a " << ad);
           o.policy = parse_percent({0, 100 - wd, 0, 100 - cd, 0, 100 - ad});
           EXPECT_EQ(generate(o, c), want);
         }
@@ -143,7 +144,10 @@ std::string step_until_error(Runtime& rt, int steps) {
 TEST(OffloadIo, ModelFileTruncatedMidRun) {
   const std::string dir = fresh_dir("trunc_model");
   const std::string model = dir + "/model.gguf";
-  ASSERT_EQ(std::system(("cp " + test::shared_path("models/stories260K-gguf/stories260K.gguf") + " " + model).c_str()), 0);
+  ASSERT_EQ(std::system(("cp " + test::shared_path("models/stories260K-gguf/stories260K.gguf") +
+                         " " + model)
+                            .c_str()),
+            0);
   RuntimeOptions o;
   o.model = model;
   o.offload_dir = dir;

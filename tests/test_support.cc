@@ -33,9 +33,13 @@ std::string shared_path(const std::string& rel) {
   return p;
 }
 
-nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_text_file(path)); }
+nlohmann::json read_json(const std::string& path) {
+  return nlohmann::json::parse(read_text_file(path));
+}
 
-std::string strata_binary() { return STRATA_BINARY; }
+std::string strata_binary() {
+  return STRATA_BINARY;
+}
 
 std::string temp_dir() {
   static std::string dir = [] {

@@ -95,21 +95,23 @@ void run(const RunOptions& o) {
     j["generated_ids"] = generated;
     j["text"] = text;
     j["finish_reason"] = finish_reason_name(reason);
-    j["timings"] = {{"prompt_tokens", n_prompt},        {"generated_tokens", n_gen},
-                    {"prompt_seconds", t_prompt},       {"generation_seconds", t_gen},
-                    {"prompt_tokens_per_second", pp},   {"generation_tokens_per_second", tg},
-                    {"peak_rss_bytes", rss},            {"threads", rt->pool().size()}};
+    j["timings"] = {{"prompt_tokens", n_prompt},      {"generated_tokens", n_gen},
+                    {"prompt_seconds", t_prompt},     {"generation_seconds", t_gen},
+                    {"prompt_tokens_per_second", pp}, {"generation_tokens_per_second", tg},
+                    {"peak_rss_bytes", rss},          {"threads", rt->pool().size()}};
     std::string out = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::printf("%s\n", out.c_str());
   } else {
     std::printf("\n");
     std::fflush(stdout);
-    std::fprintf(stderr, "%s\n",
-                 fmt::format("prompt {} tok, generated {} tok, prompt {:.1f} tok/s, generation {:.1f} tok/s, "
-                             "peak RSS {}, {} threads, finish: {}",
-                             n_prompt, n_gen, pp, tg, human_bytes(double(rss)), rt->pool().size(),
-                             finish_reason_name(reason))
-                     .c_str());
+    std::fprintf(
+        stderr, "%s\n",
+        fmt::format(
+            "prompt {} tok, generated {} tok, prompt {:.1f} tok/s, generation {:.1f} tok/s, "
+            "peak RSS {}, {} threads, finish: {}",
+            n_prompt, n_gen, pp, tg, human_bytes(double(rss)), rt->pool().size(),
+            finish_reason_name(reason))
+            .c_str());
   }
 }
 
@@ -122,13 +124,16 @@ void register_run(CLI::App& app) {
   o->s.add(cmd);
   cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   cmd->add_option("-f,--file", o->prompt_file, "Read the prompt from a file");
-  cmd->add_option("-n,--n-predict", o->n_predict, "Tokens to generate (-1: until the context is full)")
+  cmd->add_option("-n,--n-predict", o->n_predict,
+                  "Tokens to generate (-1: until the context is full)")
       ->check(CLI::Range(int64_t(-1), int64_t(1) << 30));
   cmd->add_option("--stop", o->stop, "Stop when this text is generated (repeatable)");
   cmd->add_flag("--ignore-eos", o->ignore_eos, "Keep generating past end-of-sequence tokens");
-  cmd->add_flag("--json", o->json, "Print one JSON object with ids, text, finish reason and timings");
+  cmd->add_flag("--json", o->json,
+                "Print one JSON object with ids, text, finish reason and timings");
   cmd->add_flag("--no-bos", o->no_bos, "Do not add the BOS token even if the model wants it");
-  cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");
+  cmd->add_flag("--no-special", o->no_special,
+                "Treat special-token text in the prompt as plain text");
   cmd->callback([o] { run(*o); });
 }
 

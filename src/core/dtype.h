@@ -50,6 +50,8 @@ std::optional<DType> dtype_from_name(const std::string& name);  // "f16", "q4_0"
 
 // Bytes of a row of n elements; throws when n is not a whole number of blocks.
 int64_t row_bytes(DType t, int64_t n);
-inline bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+inline bool is_float_type(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16;
+}
 
 }  // namespace strata

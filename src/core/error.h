@@ -18,8 +18,8 @@ template <class... Args>
   throw Error(fmt::format(f, std::forward<Args>(args)...));
 }
 
-#define STRATA_CHECK(cond, ...)              \
-  do {                                       \
+#define STRATA_CHECK(cond, ...)               \
+  do {                                        \
     if (!(cond)) ::strata::fail(__VA_ARGS__); \
   } while (0)
 

@@ -53,17 +53,21 @@ std::string read_text_file(const std::string& path) {
   return ss.str();
 }
 
-void pread_exact(const std::string& path, uint64_t offset, uint64_t len, void* dst, const std::string& what) {
+void pread_exact(const std::string& path, uint64_t offset, uint64_t len, void* dst,
+                 const std::string& what) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail("cannot open '{}': {}", path, std::strerror(errno));
   uint64_t done = 0;
   while (done < len) {
-    const ssize_t n = ::pread(fd, static_cast<uint8_t*>(dst) + done, len - done, static_cast<off_t>(offset + done));
+    const ssize_t n = ::pread(fd, static_cast<uint8_t*>(dst) + done, len - done,
+                              static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int e = errno;
       ::close(fd);
-      if (n == 0) fail("{}: {} at bytes [{}, {}): the file ends after {} bytes", path, what, offset, offset + len, offset + done);
+      if (n == 0)
+        fail("{}: {} at bytes [{}, {}): the file ends after {} bytes", path, what, offset,
+             offset + len, offset + done);
       fail("{}: reading {} failed: {}", path, what, std::strerror(e));
     }
     done += static_cast<uint64_t>(n);
@@ -162,7 +166,11 @@ uint64_t status_kb(const char* key) {
 }
 }  // namespace
 
-uint64_t peak_rss_bytes() { return status_kb("VmHWM"); }
-uint64_t current_rss_bytes() { return status_kb("VmRSS"); }
+uint64_t peak_rss_bytes() {
+  return status_kb("VmHWM");
+}
+uint64_t current_rss_bytes() {
+  return status_kb("VmRSS");
+}
 
 }  // namespace strata

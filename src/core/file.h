@@ -28,7 +28,8 @@ class MappedFile {
 
 std::string read_text_file(const std::string& path);
 // Reads exactly len bytes at offset (buffered pread); throws naming `what` on a short read.
-void pread_exact(const std::string& path, uint64_t offset, uint64_t len, void* dst, const std::string& what);
+void pread_exact(const std::string& path, uint64_t offset, uint64_t len, void* dst,
+                 const std::string& what);
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 uint64_t file_size(const std::string& path);

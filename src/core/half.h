@@ -43,7 +43,7 @@ inline uint16_t f32_to_fp16(float f) {
   const uint32_t ax = x & 0x7fffffff;
   if (ax >= 0x7f800000) return static_cast<uint16_t>(sign | 0x7c00 | (ax > 0x7f800000 ? 0x200 : 0));
   if (ax >= 0x477ff000) return static_cast<uint16_t>(sign | 0x7c00);  // overflow -> inf
-  if (ax < 0x38800000) {                                               // subnormal or zero in half
+  if (ax < 0x38800000) {                                              // subnormal or zero in half
     if (ax < 0x33000000) return static_cast<uint16_t>(sign);
     const uint32_t e = ax >> 23;
     const uint32_t m = (ax & 0x7fffff) | 0x800000;
@@ -61,7 +61,9 @@ inline uint16_t f32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | r);
 }
 
-inline float bf16_to_f32(uint16_t b) { return bits_to_float(static_cast<uint32_t>(b) << 16); }
+inline float bf16_to_f32(uint16_t b) {
+  return bits_to_float(static_cast<uint32_t>(b) << 16);
+}
 
 inline uint16_t f32_to_bf16(float f) {
   uint32_t x = float_to_bits(f);

@@ -11,7 +11,9 @@ namespace {
 int g_enabled = -1;  // -1: decide from environment
 }
 
-void Progress::set_enabled(bool on) { g_enabled = on ? 1 : 0; }
+void Progress::set_enabled(bool on) {
+  g_enabled = on ? 1 : 0;
+}
 bool Progress::enabled() {
   if (g_enabled < 0) {
     const char* e = std::getenv("STRATA_NO_PROGRESS");
@@ -57,7 +59,8 @@ void Progress::finish(const std::string& detail) {
   if (finished_) return;
   finished_ = true;
   if (!on_ || !enabled()) return;
-  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (!drawn_ && elapsed < 0.5) return;
   draw(true, detail);
 }
@@ -71,7 +74,8 @@ void Progress::clear() {
 }
 
 void Progress::draw(bool final, const std::string& detail) {
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   std::string amount;
   if (unit_ == "B")
     amount = fmt::format("{} / {}", human_bytes(double(done_)), human_bytes(double(total_)));

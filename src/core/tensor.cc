@@ -6,9 +6,12 @@ namespace strata {
 
 const char* tier_name(Tier t) {
   switch (t) {
-    case Tier::Device: return "gpu";
-    case Tier::Host: return "cpu";
-    case Tier::Disk: return "disk";
+    case Tier::Device:
+      return "gpu";
+    case Tier::Host:
+      return "cpu";
+    case Tier::Disk:
+      return "disk";
   }
   return "?";
 }
@@ -25,7 +28,9 @@ int64_t Tensor::rows() const {
   return n;
 }
 
-int64_t Tensor::row_bytes() const { return strata::row_bytes(dtype, cols()); }
+int64_t Tensor::row_bytes() const {
+  return strata::row_bytes(dtype, cols());
+}
 
 int64_t Tensor::nbytes() const {
   // G4 groups 64 rows (see quant/g4.h): 36 bytes per column per group of rows.
@@ -39,6 +44,8 @@ std::string shape_to_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-std::string Tensor::shape_str() const { return shape_to_string(shape); }
+std::string Tensor::shape_str() const {
+  return shape_to_string(shape);
+}
 
 }  // namespace strata

@@ -12,7 +12,9 @@
 namespace strata {
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 void drain(Engine& e) {
   while (e.has_work()) e.step();
@@ -21,7 +23,8 @@ void drain(Engine& e) {
 
 std::vector<int32_t> random_prompt(const Runtime& rt, int64_t n, uint64_t seed) {
   const Tokenizer& tok = rt.tokenizer();
-  const int32_t hi = std::min<int32_t>(tok.n_vocab(), static_cast<int32_t>(const_cast<Runtime&>(rt).model().hp().n_vocab));
+  const int32_t hi = std::min<int32_t>(
+      tok.n_vocab(), static_cast<int32_t>(const_cast<Runtime&>(rt).model().hp().n_vocab));
   std::mt19937_64 g(seed);
   std::uniform_int_distribution<int32_t> d(0, hi - 1);
   std::vector<int32_t> out;
@@ -79,7 +82,8 @@ StepTiming BlockResult::mean_decode_step() const {
   return m;
 }
 
-BlockResult run_block(Runtime& rt, int64_t seqs, int64_t prompt_len, int64_t gen_len, bool progress) {
+BlockResult run_block(Runtime& rt, int64_t seqs, int64_t prompt_len, int64_t gen_len,
+                      bool progress) {
   Engine& e = rt.engine();
   if (e.options().max_seqs < seqs)
     fail("the engine runs {} sequences at once but the block has {}", e.options().max_seqs, seqs);
@@ -107,9 +111,11 @@ BlockResult run_block(Runtime& rt, int64_t seqs, int64_t prompt_len, int64_t gen
     ++step;
     if (progress && Progress::enabled()) {
       const double el = since(t0);
-      std::fprintf(stderr, "\r\033[Kstep %ld/%ld (%s), %.2f tok/s, disk %.2f GB/s, step %.2fs (I/O wait %.2fs)",
-                   static_cast<long>(step), static_cast<long>(gen_len), step == 1 ? "prefill" : "decode",
-                   double(generated) / el, double(res.disk_bytes) / 1e9 / el, t.total_s, t.io_wait_s);
+      std::fprintf(
+          stderr,
+          "\r\033[Kstep %ld/%ld (%s), %.2f tok/s, disk %.2f GB/s, step %.2fs (I/O wait %.2fs)",
+          static_cast<long>(step), static_cast<long>(gen_len), step == 1 ? "prefill" : "decode",
+          double(generated) / el, double(res.disk_bytes) / 1e9 / el, t.total_s, t.io_wait_s);
       std::fflush(stderr);
     }
   }

@@ -38,7 +38,8 @@ struct BlockResult {
 
 // FlexGen's run: `seqs` random prompts of prompt_len tokens prefilled together, then gen_len
 // tokens each. `progress` prints a live line (step, tok/s, disk GB/s).
-BlockResult run_block(Runtime& rt, int64_t seqs, int64_t prompt_len, int64_t gen_len, bool progress);
+BlockResult run_block(Runtime& rt, int64_t seqs, int64_t prompt_len, int64_t gen_len,
+                      bool progress);
 
 // Bytes of weights a decode step reads (every matrix once; the token embedding only if it is the
 // tied head), the numerator of the memory roofline.

@@ -27,25 +27,25 @@ enum class FinishReason { None, Stop, Length, Cancelled };
 const char* finish_reason_name(FinishReason r);
 
 struct EngineOptions {
-  int64_t ctx_size = 0;          // tokens per sequence; 0: the model's trained context, at most 4096
-  int64_t max_seqs = 1;          // sequences running at once
-  int64_t prefill_chunk = 512;   // prompt tokens per sequence per step
+  int64_t ctx_size = 0;         // tokens per sequence; 0: the model's trained context, at most 4096
+  int64_t max_seqs = 1;         // sequences running at once
+  int64_t prefill_chunk = 512;  // prompt tokens per sequence per step
   int64_t max_step_tokens = 2048;
   int64_t kv_block_tokens = 32;
   DType kv_dtype = DType::F32;
-  int64_t kv_blocks = 0;         // cache capacity in blocks; 0: ctx_size * max_seqs worth
+  int64_t kv_blocks = 0;             // cache capacity in blocks; 0: ctx_size * max_seqs worth
   int64_t kv_disk_layers_from = -1;  // layers from here keep their KV cache on disk
   std::string offload_dir;
-  ExecutorOptions exec;          // micro-batches, weight streaming, activation placement
+  ExecutorOptions exec;  // micro-batches, weight streaming, activation placement
 };
 
 struct Request {
   std::vector<int32_t> prompt;
-  int64_t max_tokens = 128;      // < 0: until the context is full
+  int64_t max_tokens = 128;  // < 0: until the context is full
   SamplingParams sampling;
   std::vector<std::string> stop;
   bool ignore_eos = false;
-  int top_logprobs = 0;          // > 0: report the n most likely tokens at each step
+  int top_logprobs = 0;  // > 0: report the n most likely tokens at each step
   // > 0: keep this sequence's KV cache after it finishes, under this session id, and start from
   // the longest cached prefix of the prompt next time (a chat keeps its history's cache).
   int64_t session = 0;
@@ -79,7 +79,7 @@ class Engine {
 
   // Queues a request; throws strata::Error if its prompt is empty or does not fit the context.
   int64_t add(Request req);
-  void cancel(int64_t id);  // the next step() reports it finished with reason Cancelled
+  void cancel(int64_t id);             // the next step() reports it finished with reason Cancelled
   void drop_session(int64_t session);  // frees a session's cached tokens
   int64_t session_cached_tokens(int64_t session) const;
   std::vector<Event> step();

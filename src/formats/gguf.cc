@@ -14,8 +14,14 @@ constexpr int kMaxArrayDepth = 8;
 
 bool is_int_type(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:
-    case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64:
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::U16:
+    case GgufType::I16:
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::U64:
+    case GgufType::I64:
     case GgufType::BOOL:
       return true;
     default:
@@ -25,11 +31,24 @@ bool is_int_type(GgufType t) {
 
 uint64_t min_size(GgufType t) {
   switch (t) {
-    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
-    case GgufType::U16: case GgufType::I16: return 2;
-    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
-    case GgufType::U64: case GgufType::I64: case GgufType::F64: case GgufType::STRING: return 8;
-    case GgufType::ARRAY: return 12;
+    case GgufType::U8:
+    case GgufType::I8:
+    case GgufType::BOOL:
+      return 1;
+    case GgufType::U16:
+    case GgufType::I16:
+      return 2;
+    case GgufType::U32:
+    case GgufType::I32:
+    case GgufType::F32:
+      return 4;
+    case GgufType::U64:
+    case GgufType::I64:
+    case GgufType::F64:
+    case GgufType::STRING:
+      return 8;
+    case GgufType::ARRAY:
+      return 12;
   }
   return 1;
 }
@@ -37,7 +56,7 @@ uint64_t min_size(GgufType t) {
 }  // namespace
 
 const char* gguf_type_name(GgufType t) {
-  static const char* names[] = {"u8",  "i8",  "u16",    "i16",   "u32", "i32", "f32",
+  static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
                                 "bool", "string", "array", "u64", "i64", "f64"};
   const auto i = static_cast<uint32_t>(t);
   return i < 13 ? names[i] : "?";
@@ -59,9 +78,13 @@ std::string GgufValue::to_string(size_t max_items) const {
         if (c == '\n') c = ' ';
       return "\"" + t + "\"";
     }
-    case GgufType::F32: case GgufType::F64: return fmt::format("{}", f);
-    case GgufType::BOOL: return i ? "true" : "false";
-    case GgufType::U64: return fmt::format("{}", static_cast<uint64_t>(i));
+    case GgufType::F32:
+    case GgufType::F64:
+      return fmt::format("{}", f);
+    case GgufType::BOOL:
+      return i ? "true" : "false";
+    case GgufType::U64:
+      return fmt::format("{}", static_cast<uint64_t>(i));
     case GgufType::ARRAY: {
       const uint64_t n = array_size();
       std::string out = fmt::format("[{} x {}]", n, gguf_type_name(elem));
@@ -69,15 +92,19 @@ std::string GgufValue::to_string(size_t max_items) const {
         out += " {";
         for (uint64_t k = 0; k < n && k < max_items; ++k) {
           if (k) out += ", ";
-          if (elem == GgufType::STRING) out += "\"" + strs[k] + "\"";
-          else if (elem == GgufType::F32 || elem == GgufType::F64) out += fmt::format("{}", floats[k]);
-          else out += fmt::format("{}", ints[k]);
+          if (elem == GgufType::STRING)
+            out += "\"" + strs[k] + "\"";
+          else if (elem == GgufType::F32 || elem == GgufType::F64)
+            out += fmt::format("{}", floats[k]);
+          else
+            out += fmt::format("{}", ints[k]);
         }
         out += n > max_items ? ", ...}" : "}";
       }
       return out;
     }
-    default: return fmt::format("{}", i);
+    default:
+      return fmt::format("{}", i);
   }
 }
 
@@ -85,19 +112,40 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
   GgufValue v;
   v.type = t;
   switch (t) {
-    case GgufType::U8: v.i = r.read<uint8_t>("u8 value"); break;
-    case GgufType::I8: v.i = r.read<int8_t>("i8 value"); break;
-    case GgufType::U16: v.i = r.read<uint16_t>("u16 value"); break;
-    case GgufType::I16: v.i = r.read<int16_t>("i16 value"); break;
-    case GgufType::U32: v.i = r.read<uint32_t>("u32 value"); break;
-    case GgufType::I32: v.i = r.read<int32_t>("i32 value"); break;
-    case GgufType::U64: v.i = static_cast<int64_t>(r.read<uint64_t>("u64 value")); break;
-    case GgufType::I64: v.i = r.read<int64_t>("i64 value"); break;
-    case GgufType::F32: v.f = r.read<float>("f32 value"); break;
-    case GgufType::F64: v.f = r.read<double>("f64 value"); break;
+    case GgufType::U8:
+      v.i = r.read<uint8_t>("u8 value");
+      break;
+    case GgufType::I8:
+      v.i = r.read<int8_t>("i8 value");
+      break;
+    case GgufType::U16:
+      v.i = r.read<uint16_t>("u16 value");
+      break;
+    case GgufType::I16:
+      v.i = r.read<int16_t>("i16 value");
+      break;
+    case GgufType::U32:
+      v.i = r.read<uint32_t>("u32 value");
+      break;
+    case GgufType::I32:
+      v.i = r.read<int32_t>("i32 value");
+      break;
+    case GgufType::U64:
+      v.i = static_cast<int64_t>(r.read<uint64_t>("u64 value"));
+      break;
+    case GgufType::I64:
+      v.i = r.read<int64_t>("i64 value");
+      break;
+    case GgufType::F32:
+      v.f = r.read<float>("f32 value");
+      break;
+    case GgufType::F64:
+      v.f = r.read<double>("f64 value");
+      break;
     case GgufType::BOOL: {
       const uint8_t b = r.read<uint8_t>("bool value");
-      if (b > 1) fail("{}: bool value {} at offset {} is neither 0 nor 1", r.source(), b, r.pos() - 1);
+      if (b > 1)
+        fail("{}: bool value {} at offset {} is neither 0 nor 1", r.source(), b, r.pos() - 1);
       v.i = b;
       break;
     }
@@ -107,9 +155,11 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
       break;
     }
     case GgufType::ARRAY: {
-      if (depth >= kMaxArrayDepth) fail("{}: arrays nested deeper than {}", r.source(), kMaxArrayDepth);
+      if (depth >= kMaxArrayDepth)
+        fail("{}: arrays nested deeper than {}", r.source(), kMaxArrayDepth);
       const uint32_t et = r.read<uint32_t>("array element type");
-      if (et > 12) fail("{}: unknown array element type {} at offset {}", r.source(), et, r.pos() - 4);
+      if (et > 12)
+        fail("{}: unknown array element type {} at offset {}", r.source(), et, r.pos() - 4);
       v.elem = static_cast<GgufType>(et);
       const uint64_t n = r.read<uint64_t>("array length");
       if (n > r.remaining() / min_size(v.elem))
@@ -122,7 +172,8 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
           v.strs.push_back(r.read_string(len, "array string"));
         }
       } else if (v.elem == GgufType::ARRAY) {
-        for (uint64_t k = 0; k < n; ++k) v.items.push_back(read_value(r, GgufType::ARRAY, depth + 1));
+        for (uint64_t k = 0; k < n; ++k)
+          v.items.push_back(read_value(r, GgufType::ARRAY, depth + 1));
       } else if (v.elem == GgufType::F32 || v.elem == GgufType::F64) {
         v.floats.reserve(n);
         for (uint64_t k = 0; k < n; ++k) v.floats.push_back(read_value(r, v.elem, depth + 1).f);
@@ -132,7 +183,8 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
       }
       break;
     }
-    default: fail("{}: unknown value type {} at offset {}", r.source(), static_cast<uint32_t>(t), r.pos());
+    default:
+      fail("{}: unknown value type {} at offset {}", r.source(), static_cast<uint32_t>(t), r.pos());
   }
   return v;
 }
@@ -148,8 +200,10 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
   const uint64_t n_tensors = r.read<uint64_t>("tensor count");
   const uint64_t n_kv = r.read<uint64_t>("metadata count");
   // Each metadata entry needs at least 8+4+1 bytes, each tensor entry at least 8+4+8+4+8.
-  if (n_kv > r.remaining() / 13) fail("{}: metadata count {} is impossible for the file size", path, n_kv);
-  if (n_tensors > r.remaining() / 32) fail("{}: tensor count {} is impossible for the file size", path, n_tensors);
+  if (n_kv > r.remaining() / 13)
+    fail("{}: metadata count {} is impossible for the file size", path, n_kv);
+  if (n_tensors > r.remaining() / 32)
+    fail("{}: tensor count {} is impossible for the file size", path, n_tensors);
 
   for (uint64_t k = 0; k < n_kv; ++k) {
     const uint64_t at = r.pos();
@@ -175,7 +229,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
     const uint64_t nlen = r.read<uint64_t>("tensor name length");
     t.name = r.read_string(nlen, "tensor name");
     const uint32_t nd = r.read<uint32_t>("tensor dimension count");
-    if (nd == 0 || nd > kMaxDims) fail("{}: tensor '{}' has {} dimensions (1..{} allowed)", path, t.name, nd, kMaxDims);
+    if (nd == 0 || nd > kMaxDims)
+      fail("{}: tensor '{}' has {} dimensions (1..{} allowed)", path, t.name, nd, kMaxDims);
     uint64_t numel = 1;
     for (uint32_t d = 0; d < nd; ++d) {
       const uint64_t n = r.read<uint64_t>("tensor dimension");
@@ -192,7 +247,8 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
       if (t.ne[0] % info.block_elems != 0)
         fail("{}: tensor '{}' of type {} has a row of {} elements, not a multiple of {}", path,
              t.name, info.name, t.ne[0], info.block_elems);
-      t.nbytes = numel / static_cast<uint64_t>(info.block_elems) * static_cast<uint64_t>(info.block_bytes);
+      t.nbytes =
+          numel / static_cast<uint64_t>(info.block_elems) * static_cast<uint64_t>(info.block_bytes);
     }
     if (t.offset % alignment_ != 0)
       fail("{}: tensor '{}' offset {} is not aligned to {}", path, t.name, t.offset, alignment_);
@@ -207,9 +263,10 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
   for (const auto& t : tensors_) {
     if (seen[t.name]++) fail("{}: duplicate tensor name '{}'", path, t.name);
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
-      fail("{}: tensor '{}' ({} bytes at data offset {}) runs past the end of the file (data "
-           "section has {} bytes)",
-           path, t.name, t.nbytes, t.offset, data_size);
+      fail(
+          "{}: tensor '{}' ({} bytes at data offset {}) runs past the end of the file (data "
+          "section has {} bytes)",
+          path, t.name, t.nbytes, t.offset, data_size);
   }
 }
 
@@ -226,10 +283,13 @@ const GgufValue& GgufFile::at(const std::string& key) const {
 
 int64_t GgufFile::get_int(const std::string& key) const {
   const GgufValue& v = at(key);
-  if (!is_int_type(v.type)) fail("{}: key '{}' should be an integer, is {}", path(), key, gguf_type_name(v.type));
+  if (!is_int_type(v.type))
+    fail("{}: key '{}' should be an integer, is {}", path(), key, gguf_type_name(v.type));
   return v.i;
 }
-int64_t GgufFile::get_int(const std::string& key, int64_t def) const { return has(key) ? get_int(key) : def; }
+int64_t GgufFile::get_int(const std::string& key, int64_t def) const {
+  return has(key) ? get_int(key) : def;
+}
 
 double GgufFile::get_float(const std::string& key) const {
   const GgufValue& v = at(key);
@@ -237,18 +297,22 @@ double GgufFile::get_float(const std::string& key) const {
   if (is_int_type(v.type)) return static_cast<double>(v.i);
   fail("{}: key '{}' should be a number, is {}", path(), key, gguf_type_name(v.type));
 }
-double GgufFile::get_float(const std::string& key, double def) const { return has(key) ? get_float(key) : def; }
+double GgufFile::get_float(const std::string& key, double def) const {
+  return has(key) ? get_float(key) : def;
+}
 
 bool GgufFile::get_bool(const std::string& key, bool def) const {
   if (!has(key)) return def;
   const GgufValue& v = at(key);
-  if (!is_int_type(v.type)) fail("{}: key '{}' should be a bool, is {}", path(), key, gguf_type_name(v.type));
+  if (!is_int_type(v.type))
+    fail("{}: key '{}' should be a bool, is {}", path(), key, gguf_type_name(v.type));
   return v.i != 0;
 }
 
 std::string GgufFile::get_str(const std::string& key) const {
   const GgufValue& v = at(key);
-  if (v.type != GgufType::STRING) fail("{}: key '{}' should be a string, is {}", path(), key, gguf_type_name(v.type));
+  if (v.type != GgufType::STRING)
+    fail("{}: key '{}' should be a string, is {}", path(), key, gguf_type_name(v.type));
   return v.s;
 }
 std::string GgufFile::get_str(const std::string& key, const std::string& def) const {

@@ -20,18 +20,41 @@ void put(std::string& out, T v) {
 
 void put_scalar(std::string& out, GgufType t, int64_t i, double f) {
   switch (t) {
-    case GgufType::U8: put<uint8_t>(out, static_cast<uint8_t>(i)); break;
-    case GgufType::I8: put<int8_t>(out, static_cast<int8_t>(i)); break;
-    case GgufType::U16: put<uint16_t>(out, static_cast<uint16_t>(i)); break;
-    case GgufType::I16: put<int16_t>(out, static_cast<int16_t>(i)); break;
-    case GgufType::U32: put<uint32_t>(out, static_cast<uint32_t>(i)); break;
-    case GgufType::I32: put<int32_t>(out, static_cast<int32_t>(i)); break;
-    case GgufType::U64: put<uint64_t>(out, static_cast<uint64_t>(i)); break;
-    case GgufType::I64: put<int64_t>(out, i); break;
-    case GgufType::BOOL: put<uint8_t>(out, i ? 1 : 0); break;
-    case GgufType::F32: put<float>(out, static_cast<float>(f)); break;
-    case GgufType::F64: put<double>(out, f); break;
-    default: fail("gguf writer: {} is not a scalar type", gguf_type_name(t));
+    case GgufType::U8:
+      put<uint8_t>(out, static_cast<uint8_t>(i));
+      break;
+    case GgufType::I8:
+      put<int8_t>(out, static_cast<int8_t>(i));
+      break;
+    case GgufType::U16:
+      put<uint16_t>(out, static_cast<uint16_t>(i));
+      break;
+    case GgufType::I16:
+      put<int16_t>(out, static_cast<int16_t>(i));
+      break;
+    case GgufType::U32:
+      put<uint32_t>(out, static_cast<uint32_t>(i));
+      break;
+    case GgufType::I32:
+      put<int32_t>(out, static_cast<int32_t>(i));
+      break;
+    case GgufType::U64:
+      put<uint64_t>(out, static_cast<uint64_t>(i));
+      break;
+    case GgufType::I64:
+      put<int64_t>(out, i);
+      break;
+    case GgufType::BOOL:
+      put<uint8_t>(out, i ? 1 : 0);
+      break;
+    case GgufType::F32:
+      put<float>(out, static_cast<float>(f));
+      break;
+    case GgufType::F64:
+      put<double>(out, f);
+      break;
+    default:
+      fail("gguf writer: {} is not a scalar type", gguf_type_name(t));
   }
 }
 
@@ -126,9 +149,10 @@ void GgufWriter::set_i32s(const std::string& k, const std::vector<int32_t>& v) {
 
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                             Producer p) {
-  STRATA_CHECK(!shape.empty() && shape.size() <= 4, "gguf writer: tensor '{}' has {} dimensions", name,
-               shape.size());
-  if (dtype == DType::G4) fail("gguf writer: tensor '{}': G4 is strata-internal and has no GGUF type", name);
+  STRATA_CHECK(!shape.empty() && shape.size() <= 4, "gguf writer: tensor '{}' has {} dimensions",
+               name, shape.size());
+  if (dtype == DType::G4)
+    fail("gguf writer: tensor '{}': G4 is strata-internal and has no GGUF type", name);
   int64_t rows = 1;
   for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= shape[i];
   const uint64_t nbytes = static_cast<uint64_t>(rows * row_bytes(dtype, shape.back()));
@@ -160,7 +184,8 @@ void GgufWriter::write(const std::string& path, const std::string& progress_labe
   for (const auto& t : tensors_) {
     put_str(head, t.name);
     put<uint32_t>(head, static_cast<uint32_t>(t.shape.size()));
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) put<uint64_t>(head, static_cast<uint64_t>(*it));
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it)
+      put<uint64_t>(head, static_cast<uint64_t>(*it));
     put<uint32_t>(head, static_cast<uint32_t>(t.dtype));
     put<uint64_t>(head, off);
     off += (t.nbytes + alignment_ - 1) / alignment_ * alignment_;
@@ -171,7 +196,8 @@ void GgufWriter::write(const std::string& path, const std::string& progress_labe
   out.write(head);
   out.pad_to(alignment_);
   std::unique_ptr<Progress> prog;
-  if (!progress_label.empty()) prog = std::make_unique<Progress>(progress_label, static_cast<int64_t>(total), "B");
+  if (!progress_label.empty())
+    prog = std::make_unique<Progress>(progress_label, static_cast<int64_t>(total), "B");
   std::vector<uint8_t> buf;
   uint64_t done = 0;
   for (const auto& t : tensors_) {

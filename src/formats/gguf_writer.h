@@ -28,7 +28,8 @@ class GgufWriter {
   void set_i32s(const std::string& key, const std::vector<int32_t>& v);
 
   // shape outermost first (strata's order); written to the file innermost first.
-  void add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape, Producer p);
+  void add_tensor(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                  Producer p);
 
   void set_alignment(uint32_t a) { alignment_ = a; }
   // Writes the file atomically. `progress_label` empty: no progress line.

@@ -18,13 +18,13 @@ namespace strata {
 struct ModelFiles {
   enum class Kind { Gguf, HfDir };
   Kind kind = Kind::Gguf;
-  std::string path;                                  // the .gguf file or the folder
-  std::vector<std::shared_ptr<MappedFile>> files;    // TensorInfo::file indexes this
-  std::vector<TensorInfo> tensors;                   // in file order
-  std::shared_ptr<GgufFile> gguf;                    // Kind::Gguf
-  nlohmann::json hf_config;                          // Kind::HfDir: config.json
-  nlohmann::json generation_config;                  // generation_config.json if present
-  nlohmann::json tokenizer_config;                   // tokenizer_config.json if present
+  std::string path;                                // the .gguf file or the folder
+  std::vector<std::shared_ptr<MappedFile>> files;  // TensorInfo::file indexes this
+  std::vector<TensorInfo> tensors;                 // in file order
+  std::shared_ptr<GgufFile> gguf;                  // Kind::Gguf
+  nlohmann::json hf_config;                        // Kind::HfDir: config.json
+  nlohmann::json generation_config;                // generation_config.json if present
+  nlohmann::json tokenizer_config;                 // tokenizer_config.json if present
 
   const TensorInfo* find(const std::string& name) const;
   uint64_t total_tensor_bytes() const;

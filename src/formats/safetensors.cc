@@ -33,7 +33,8 @@ SafetensorsFile read_safetensors(const std::string& path, int file_index) {
   SafetensorsFile out;
   out.file = std::make_shared<MappedFile>(path);
   const MappedFile& f = *out.file;
-  if (f.size() < 8) fail("{}: not a safetensors file (shorter than its 8-byte header length)", path);
+  if (f.size() < 8)
+    fail("{}: not a safetensors file (shorter than its 8-byte header length)", path);
   uint64_t hlen;
   std::memcpy(&hlen, f.data(), 8);
   if (hlen > f.size() - 8 || hlen > (100ull << 20))
@@ -52,7 +53,8 @@ SafetensorsFile read_safetensors(const std::string& path, int file_index) {
     if (it.key() == "__metadata__") continue;
     const json& e = it.value();
     const std::string& name = it.key();
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") ||
+        !e.contains("data_offsets"))
       fail("{}: tensor '{}' lacks dtype, shape or data_offsets", path, name);
     if (!e["dtype"].is_string()) fail("{}: tensor '{}' dtype is not a string", path, name);
     const std::string ds = e["dtype"].get<std::string>();
@@ -74,7 +76,8 @@ SafetensorsFile read_safetensors(const std::string& path, int file_index) {
     }
     if (ti.shape.size() > 8) fail("{}: tensor '{}' has {} dimensions", path, name, ti.shape.size());
     const json& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
       fail("{}: tensor '{}' data_offsets must be two unsigned integers", path, name);
     const uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
     if (b > en || en > data_size)
@@ -125,7 +128,8 @@ SafetensorsSet read_safetensors_dir(const std::string& dir) {
     SafetensorsFile sf = read_safetensors(dir + "/" + shards[i], static_cast<int>(i));
     set.files.push_back(sf.file);
     for (auto& t : sf.tensors) {
-      if (!names.insert(t.name).second) fail("{}: tensor '{}' appears in more than one shard", dir, t.name);
+      if (!names.insert(t.name).second)
+        fail("{}: tensor '{}' appears in more than one shard", dir, t.name);
       set.tensors.push_back(std::move(t));
     }
   }

@@ -19,10 +19,10 @@ namespace strata {
 
 struct KvConfig {
   int64_t n_layer = 0;
-  int64_t row_elems = 0;      // n_head_kv * head_dim
+  int64_t row_elems = 0;  // n_head_kv * head_dim
   int64_t block_tokens = 32;
-  DType dtype = DType::F32;   // F32, F16 or G4
-  int64_t max_blocks = 0;     // capacity
+  DType dtype = DType::F32;       // F32, F16 or G4
+  int64_t max_blocks = 0;         // capacity
   int64_t disk_layers_from = -1;  // layers >= this keep their cache on disk; -1: none
   std::string disk_dir;           // where the disk layers' file lives
 };
@@ -48,14 +48,17 @@ class KvPool {
   uint8_t* k_block(int64_t layer, int32_t b) const { return block(layer, b, 0); }
   uint8_t* v_block(int64_t layer, int32_t b) const { return block(layer, b, 1); }
 
-  bool on_disk(int64_t layer) const { return cfg_.disk_layers_from >= 0 && layer >= cfg_.disk_layers_from; }
+  bool on_disk(int64_t layer) const {
+    return cfg_.disk_layers_from >= 0 && layer >= cfg_.disk_layers_from;
+  }
   // Bytes an arena needs to stage n blocks of one layer (K and V).
   int64_t arena_bytes(int64_t n_blocks) const { return n_blocks * 2 * file_block_bytes_; }
   // Reads the blocks of a disk layer into `arena` (aligned, arena_bytes(blocks.size())) and points
   // k_block/v_block at them until unstage().
   void stage(int64_t layer, const std::vector<int32_t>& blocks, uint8_t* arena);
   // Writes back the blocks in `dirty` (a subset of the staged ones) and forgets the staging.
-  void unstage(int64_t layer, const std::vector<int32_t>& staged, const std::vector<int32_t>& dirty);
+  void unstage(int64_t layer, const std::vector<int32_t>& staged,
+               const std::vector<int32_t>& dirty);
   uint64_t disk_bytes_read() const { return disk_read_; }
   uint64_t disk_bytes_written() const { return disk_written_; }
   uint64_t ram_bytes_used() const;  // committed RAM of the RAM layers (blocks used x size)
@@ -71,7 +74,8 @@ class KvPool {
   uint64_t reserved_ = 0;
   int fd_ = -1;
   bool direct_ = false;
-  std::vector<std::vector<uint8_t*>> staged_;  // per disk layer: block -> arena pointer (K; V follows)
+  std::vector<std::vector<uint8_t*>>
+      staged_;  // per disk layer: block -> arena pointer (K; V follows)
   std::vector<int32_t> free_;
   int64_t used_ = 0;
   uint64_t disk_read_ = 0, disk_written_ = 0;

@@ -63,7 +63,8 @@ ArchSpec arch_by_name(const std::string& name) {
   std::string key = name == "mistral" ? "llama" : name;
   for (auto& a : table())
     if (a.name == key) return a;
-  fail("unsupported architecture '{}' (supported: {}, mistral)", name, fmt::join(known_archs(), ", "));
+  fail("unsupported architecture '{}' (supported: {}, mistral)", name,
+       fmt::join(known_archs(), ", "));
 }
 
 }  // namespace strata

@@ -11,9 +11,9 @@ namespace strata {
 struct SeqChunk {
   const int32_t* tokens = nullptr;
   int64_t n_tokens = 0;
-  KvSeq* kv = nullptr;       // n_past = kv->n_tokens before the step
-  bool all_logits = false;   // logits for every new token (perplexity); else only the last
-  bool want_logits = true;   // false: a prompt chunk that does not reach the end needs none
+  KvSeq* kv = nullptr;      // n_past = kv->n_tokens before the step
+  bool all_logits = false;  // logits for every new token (perplexity); else only the last
+  bool want_logits = true;  // false: a prompt chunk that does not reach the end needs none
 };
 
 struct Batch {
@@ -25,7 +25,8 @@ struct Batch {
   }
   int64_t n_logit_rows() const {
     int64_t n = 0;
-    for (const auto& s : seqs) n += s.all_logits ? s.n_tokens : (s.want_logits && s.n_tokens > 0 ? 1 : 0);
+    for (const auto& s : seqs)
+      n += s.all_logits ? s.n_tokens : (s.want_logits && s.n_tokens > 0 ? 1 : 0);
     return n;
   }
 };

@@ -38,8 +38,8 @@ uint64_t name_seed(uint64_t seed, const std::string& name) {
 }
 
 // Fills a [rows, cols] tensor of `type`: uniform values of the given scale, or all `fill`.
-void fill_tensor(ThreadPool& pool, uint8_t* dst, DType type, int64_t rows, int64_t cols, uint64_t seed,
-                 float scale, bool constant, float fill) {
+void fill_tensor(ThreadPool& pool, uint8_t* dst, DType type, int64_t rows, int64_t cols,
+                 uint64_t seed, float scale, bool constant, float fill) {
   const int64_t rb = row_bytes(type, cols);
   const QuantKernels* qk = quant_kernels(type);
   if (!is_float_type(type) && !qk) fail("gen-dummy: cannot write type {}", dtype_name(type));
@@ -47,17 +47,23 @@ void fill_tensor(ThreadPool& pool, uint8_t* dst, DType type, int64_t rows, int64
     std::vector<float> row(static_cast<size_t>(cols));
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t c = 0; c < cols; ++c)
-        row[static_cast<size_t>(c)] = constant ? fill : scale * uniform(seed, static_cast<uint64_t>(r * cols + c));
+        row[static_cast<size_t>(c)] =
+            constant ? fill : scale * uniform(seed, static_cast<uint64_t>(r * cols + c));
       uint8_t* out = dst + r * rb;
       switch (type) {
-        case DType::F32: std::memcpy(out, row.data(), static_cast<size_t>(cols) * 4); break;
+        case DType::F32:
+          std::memcpy(out, row.data(), static_cast<size_t>(cols) * 4);
+          break;
         case DType::F16:
-          for (int64_t c = 0; c < cols; ++c) reinterpret_cast<uint16_t*>(out)[c] = f32_to_fp16(row[static_cast<size_t>(c)]);
+          for (int64_t c = 0; c < cols; ++c)
+            reinterpret_cast<uint16_t*>(out)[c] = f32_to_fp16(row[static_cast<size_t>(c)]);
           break;
         case DType::BF16:
-          for (int64_t c = 0; c < cols; ++c) reinterpret_cast<uint16_t*>(out)[c] = f32_to_bf16(row[static_cast<size_t>(c)]);
+          for (int64_t c = 0; c < cols; ++c)
+            reinterpret_cast<uint16_t*>(out)[c] = f32_to_bf16(row[static_cast<size_t>(c)]);
           break;
-        default: qk->quantize_row(row.data(), out, cols);
+        default:
+          qk->quantize_row(row.data(), out, cols);
       }
     }
   });
@@ -109,10 +115,13 @@ void write_dummy_gguf(const DummyShape& shape, const DummyOptions& o, const std:
   DummyShape s = shape;
   if (o.layers > 0) s.n_layer = o.layers;
   const bool opt = s.arch == "opt";
-  const int64_t io = s.n_embd_io ? s.n_embd_io : s.n_embd, hd = s.n_embd / s.n_head, kvd = s.n_head_kv * hd;
+  const int64_t io = s.n_embd_io ? s.n_embd_io : s.n_embd, hd = s.n_embd / s.n_head,
+                kvd = s.n_head_kv * hd;
   GgufWriter w;
   w.set_str("general.architecture", s.arch);
-  w.set_str("general.name", fmt::format("strata dummy {}-{}{}", s.arch, s.name, o.layers > 0 ? fmt::format(" ({} layers)", s.n_layer) : ""));
+  w.set_str("general.name",
+            fmt::format("strata dummy {}-{}{}", s.arch, s.name,
+                        o.layers > 0 ? fmt::format(" ({} layers)", s.n_layer) : ""));
   w.set_u32("general.file_type", static_cast<uint32_t>(o.type));
   const std::string p = s.arch + ".";
   w.set_u32(p + "context_length", static_cast<uint32_t>(s.n_ctx));
@@ -148,7 +157,8 @@ void write_dummy_gguf(const DummyShape& shape, const DummyOptions& o, const std:
       toks.push_back(fmt::format("<0x{:02X}>", b));
       types.push_back(6);
     }
-    static const char* syll[] = {"ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "be", "da", "fu", "go"};
+    static const char* syll[] = {"ka", "lo", "mi", "ne", "ru", "sa",
+                                 "ti", "vo", "be", "da", "fu", "go"};
     for (int64_t i = static_cast<int64_t>(toks.size()); i < s.n_vocab; ++i) {
       std::string t = "\xe2\x96\x81";  // '▁': each piece is a word
       for (int64_t v = i; v > 0; v /= 12) t += syll[v % 12];
@@ -179,7 +189,8 @@ void write_dummy_gguf(const DummyShape& shape, const DummyOptions& o, const std:
     });
   };
   // Scales keep activations bounded through many layers: ~1/sqrt(fan_in) for projections.
-  const float sc = 1.0f / std::sqrt(static_cast<float>(s.n_embd)), sf = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
+  const float sc = 1.0f / std::sqrt(static_cast<float>(s.n_embd)),
+              sf = 1.0f / std::sqrt(static_cast<float>(s.n_ff));
   mat("token_embd.weight", o.embd_type, s.n_vocab, io, 1.0f);
   if (opt) {
     mat("position_embd.weight", o.embd_type, s.n_ctx + 2, s.n_embd, 0.1f);
@@ -198,7 +209,10 @@ void write_dummy_gguf(const DummyShape& shape, const DummyOptions& o, const std:
     mat(b + "attn_output.weight", o.type, s.n_embd, s.n_embd, sc);
     if (opt)
       for (const char* t : {"attn_q.bias", "attn_k.bias", "attn_v.bias", "attn_output.bias"})
-        vec(b + t, std::string(t) == "attn_q.bias" || std::string(t) == "attn_output.bias" ? s.n_embd : kvd, false);
+        vec(b + t,
+            std::string(t) == "attn_q.bias" || std::string(t) == "attn_output.bias" ? s.n_embd
+                                                                                    : kvd,
+            false);
     vec(b + "ffn_norm.weight", s.n_embd, true);
     if (opt) vec(b + "ffn_norm.bias", s.n_embd, false);
     if (!opt) mat(b + "ffn_gate.weight", o.type, s.n_ff, s.n_embd, sc);

@@ -22,11 +22,11 @@ const std::vector<DummyShape>& dummy_shapes();
 DummyShape find_dummy_shape(const std::string& arch, const std::string& shape);
 
 struct DummyOptions {
-  DType type = DType::F16;           // type of the matrices
-  DType embd_type = DType::F16;      // token embedding and head (mixed policies keep these high)
+  DType type = DType::F16;       // type of the matrices
+  DType embd_type = DType::F16;  // token embedding and head (mixed policies keep these high)
   uint64_t seed = 1;
-  int64_t layers = 0;                // override the layer count (smaller variants)
-  std::string vocab_from;            // copy tokenizer.* metadata from this GGUF
+  int64_t layers = 0;      // override the layer count (smaller variants)
+  std::string vocab_from;  // copy tokenizer.* metadata from this GGUF
   bool progress = true;
 };
 

@@ -4,8 +4,8 @@
 
 namespace strata {
 
-Footprint compute_footprint(const ModelSpec& spec, const ModelFiles& files, DType kv_dtype, int64_t step_tokens,
-                            int64_t logit_rows) {
+Footprint compute_footprint(const ModelSpec& spec, const ModelFiles& files, DType kv_dtype,
+                            int64_t step_tokens, int64_t logit_rows) {
   const HParams& h = spec.hp;
   Footprint f;
   f.weight_bytes = files.total_tensor_bytes();

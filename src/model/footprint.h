@@ -15,11 +15,12 @@ struct Footprint {
   uint64_t activation_bytes = 0;    // scratch of one forward step of `step_tokens` tokens
   uint64_t logits_bytes = 0;
   uint64_t total(int64_t kv_tokens) const {
-    return weight_bytes + kv_bytes_per_token * static_cast<uint64_t>(kv_tokens) + activation_bytes + logits_bytes;
+    return weight_bytes + kv_bytes_per_token * static_cast<uint64_t>(kv_tokens) + activation_bytes +
+           logits_bytes;
   }
 };
 
-Footprint compute_footprint(const ModelSpec& spec, const ModelFiles& files, DType kv_dtype, int64_t step_tokens,
-                            int64_t logit_rows);
+Footprint compute_footprint(const ModelSpec& spec, const ModelFiles& files, DType kv_dtype,
+                            int64_t step_tokens, int64_t logit_rows);
 
 }  // namespace strata

@@ -23,7 +23,8 @@ std::vector<float> alibi_slopes(int64_t n_head) {
   for (int64_t i = 1; i <= p2; ++i) s.push_back(static_cast<float>(std::pow(base, double(i))));
   if (p2 < n_head) {
     const double extra = std::pow(2.0, -4.0 / double(p2));
-    for (int64_t i = 0; i < n_head - p2; ++i) s.push_back(static_cast<float>(std::pow(extra, double(2 * i + 1))));
+    for (int64_t i = 0; i < n_head - p2; ++i)
+      s.push_back(static_cast<float>(std::pow(extra, double(2 * i + 1))));
   }
   return s;
 }
@@ -50,7 +51,8 @@ uint64_t Workspace::bytes() const {
   return n;
 }
 
-ForwardPass::ForwardPass(const ModelSpec& spec, ThreadPool& pool, Workspace& ws) : spec_(spec), pool_(pool), ws_(ws) {
+ForwardPass::ForwardPass(const ModelSpec& spec, ThreadPool& pool, Workspace& ws)
+    : spec_(spec), pool_(pool), ws_(ws) {
   if (spec.arch.pos == PosKind::Alibi) alibi_ = alibi_slopes(spec.hp.n_head);
 }
 
@@ -64,7 +66,8 @@ void ForwardPass::begin(const Batch& batch, KvPool& kv) {
   for (const SeqChunk& s : batch_.seqs) {
     if (!s.kv) fail("forward: a sequence has no KV cache");
     seq_start_.push_back(row);
-    for (int64_t j = 0; j < s.n_tokens; ++j) pos_[static_cast<size_t>(row + j)] = static_cast<int32_t>(s.kv->n_tokens + j);
+    for (int64_t j = 0; j < s.n_tokens; ++j)
+      pos_[static_cast<size_t>(row + j)] = static_cast<int32_t>(s.kv->n_tokens + j);
     s.kv->reserve(kv, s.kv->n_tokens + s.n_tokens);
     row += s.n_tokens;
   }
@@ -72,7 +75,8 @@ void ForwardPass::begin(const Batch& batch, KvPool& kv) {
   ws_.reserve(spec_, n_);
 }
 
-void ForwardPass::norm(const float* in, const float* w, const float* b, float* out, int64_t n) const {
+void ForwardPass::norm(const float* in, const float* w, const float* b, float* out,
+                       int64_t n) const {
   if (spec_.arch.norm == NormKind::RMSNorm)
     rms_norm(pool_, in, w, n, spec_.hp.n_embd, spec_.hp.norm_eps, out);
   else
@@ -90,9 +94,12 @@ void ForwardPass::embed(const GlobalWeights& g, const RowFn& row_fn) {
   for (const SeqChunk& s : batch_.seqs)
     for (int64_t j = 0; j < s.n_tokens; ++j, ++row) {
       const int32_t id = s.tokens[j];
-      if (id < 0 || id >= h.n_vocab) fail("token id {} is outside the vocabulary (0..{})", id, h.n_vocab - 1);
-      if (row_fn) row_fn(id, e + row * h.n_embd_io);
-      else get_row(*g.tok_embd, id, e + row * h.n_embd_io);
+      if (id < 0 || id >= h.n_vocab)
+        fail("token id {} is outside the vocabulary (0..{})", id, h.n_vocab - 1);
+      if (row_fn)
+        row_fn(id, e + row * h.n_embd_io);
+      else
+        get_row(*g.tok_embd, id, e + row * h.n_embd_io);
     }
   if (g.proj_in) matmul(pool_, *g.proj_in, ws_.tmp.data(), n_, x_.data());
   if (g.pos_embd) {
@@ -100,13 +107,14 @@ void ForwardPass::embed(const GlobalWeights& g, const RowFn& row_fn) {
     for (int64_t i = 0; i < n_; ++i) {
       const int64_t p = pos_[static_cast<size_t>(i)] + spec_.arch.learned_pos_offset;
       if (p >= g.pos_embd->shape[0])
-        fail("position {} is beyond the {} positions this model learned", pos_[static_cast<size_t>(i)],
-             g.pos_embd->shape[0] - spec_.arch.learned_pos_offset);
+        fail("position {} is beyond the {} positions this model learned",
+             pos_[static_cast<size_t>(i)], g.pos_embd->shape[0] - spec_.arch.learned_pos_offset);
       get_row(*g.pos_embd, p, pe.data());
       add_inplace(x_.data() + i * h.n_embd, pe.data(), h.n_embd);
     }
   }
-  if (g.embd_norm) layer_norm(pool_, x_.data(), g.embd_norm, g.embd_norm_b, n_, h.n_embd, h.norm_eps, x_.data());
+  if (g.embd_norm)
+    layer_norm(pool_, x_.data(), g.embd_norm, g.embd_norm_b, n_, h.n_embd, h.norm_eps, x_.data());
 }
 
 void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v) {
@@ -116,8 +124,8 @@ void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v
   // took 0.3 s of a decode step on one thread).
   const int64_t grain = std::max<int64_t>(1, 4096 / std::max<int64_t>(1, dim));
   pool_.parallel_for(n_, grain, [&](int64_t r0, int64_t r1) {
-    auto s = static_cast<size_t>(
-        std::upper_bound(seq_start_.begin(), seq_start_.end(), r0) - seq_start_.begin() - 1);
+    auto s = static_cast<size_t>(std::upper_bound(seq_start_.begin(), seq_start_.end(), r0) -
+                                 seq_start_.begin() - 1);
     for (int64_t r = r0; r < r1; ++r) {
       while (s + 1 < seq_start_.size() && seq_start_[s + 1] <= r) ++s;
       const SeqChunk& sc = batch_.seqs[s];
@@ -139,7 +147,8 @@ void ForwardPass::store_kv(int64_t l, KvPool& kv, const float* k, const float* v
   });
 }
 
-void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, const float* in, float* out) {
+void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, const float* in,
+                                  float* out) {
   const HParams& h = spec_.hp;
   const int64_t qd = h.q_dim(), kd = h.kv_dim();
   if (w.wqkv) {
@@ -152,12 +161,15 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
       std::memcpy(ws_.v.data() + i * kd, r + qd + kd, static_cast<size_t>(kd) * 4);
     }
   } else {
-    const MatmulOut qkv[] = {{w.wq, ws_.q.data(), w.bq}, {w.wk, ws_.k.data(), w.bk}, {w.wv, ws_.v.data(), w.bv}};
+    const MatmulOut qkv[] = {
+        {w.wq, ws_.q.data(), w.bq}, {w.wk, ws_.k.data(), w.bk}, {w.wv, ws_.v.data(), w.bv}};
     matmul_shared(pool_, qkv, 3, in, n_);
   }
   if (spec_.arch.pos == PosKind::Rope) {
-    rope(ws_.q.data(), n_, pos_.data(), h.n_head, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
-    rope(ws_.k.data(), n_, pos_.data(), h.n_head_kv, h.head_dim, h.rope_dim, h.rope_theta, spec_.arch.rope_layout);
+    rope(ws_.q.data(), n_, pos_.data(), h.n_head, h.head_dim, h.rope_dim, h.rope_theta,
+         spec_.arch.rope_layout);
+    rope(ws_.k.data(), n_, pos_.data(), h.n_head_kv, h.head_dim, h.rope_dim, h.rope_theta,
+         spec_.arch.rope_layout);
   }
   store_kv(l, kv, ws_.k.data(), ws_.v.data());
 
@@ -186,7 +198,8 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
     view.row_elems = kd;
     view.row_bytes = kv.row_bytes();
     const int64_t r0 = seq_start_[s];
-    attention(pool_, ap, view, ws_.q.data() + r0 * qd, sc.n_tokens, sc.kv->n_tokens, ws_.attn.data() + r0 * qd);
+    attention(pool_, ap, view, ws_.q.data() + r0 * qd, sc.n_tokens, sc.kv->n_tokens,
+              ws_.attn.data() + r0 * qd);
   }
   matmul(pool_, *w.wo, ws_.attn.data(), n_, out, w.bo);
 }
@@ -194,7 +207,8 @@ void ForwardPass::attention_block(int64_t l, const LayerWeights& w, KvPool& kv, 
 void ForwardPass::ffn_block(const LayerWeights& w, const float* in, float* out) {
   const HParams& h = spec_.hp;
   if (spec_.arch.gated_ffn) {
-    const MatmulOut up_gate[] = {{w.w_up, ws_.up.data(), w.b_up}, {w.w_gate, ws_.gate.data(), w.b_gate}};
+    const MatmulOut up_gate[] = {{w.w_up, ws_.up.data(), w.b_up},
+                                 {w.w_gate, ws_.gate.data(), w.b_gate}};
     matmul_shared(pool_, up_gate, 2, in, n_);
     activate_gated(pool_, spec_.arch.act, ws_.gate.data(), ws_.up.data(), n_ * h.n_ff);
     matmul(pool_, *w.w_down, ws_.gate.data(), n_, out, w.b_down);
@@ -235,7 +249,8 @@ void ForwardPass::head(const GlobalWeights& g, std::vector<float>& logits) {
     if (sc.n_tokens == 0 || (!sc.all_logits && !sc.want_logits)) continue;
     const int64_t first = sc.all_logits ? 0 : sc.n_tokens - 1;
     for (int64_t j = first; j < sc.n_tokens; ++j, ++r)
-      std::memcpy(hsel.data() + r * h.n_embd, x_.data() + (seq_start_[s] + j) * h.n_embd, static_cast<size_t>(h.n_embd) * 4);
+      std::memcpy(hsel.data() + r * h.n_embd, x_.data() + (seq_start_[s] + j) * h.n_embd,
+                  static_cast<size_t>(h.n_embd) * 4);
   }
   if (g.out_norm) norm(hsel.data(), g.out_norm, g.out_norm_b, hsel.data(), rows);
   const float* hin = hsel.data();

@@ -56,9 +56,9 @@ class ForwardPass {
   const ModelSpec& spec_;
   ThreadPool& pool_;
   Batch batch_;
-  int64_t n_ = 0;                     // tokens in the step
-  std::vector<int32_t> pos_;          // position of each token
-  std::vector<int64_t> seq_start_;    // first row of each sequence
+  int64_t n_ = 0;                   // tokens in the step
+  std::vector<int32_t> pos_;        // position of each token
+  std::vector<int64_t> seq_start_;  // first row of each sequence
   Workspace& ws_;
   std::vector<float> x_;
   std::vector<float> alibi_;

@@ -40,7 +40,9 @@ Activation activation_from_hf(const std::string& s) {
 
 ModelSpec from_hf(const ModelFiles& f) {
   const json& c = f.hf_config;
-  std::string mt = c.contains("model_type") && c["model_type"].is_string() ? c["model_type"].get<std::string>() : "";
+  std::string mt = c.contains("model_type") && c["model_type"].is_string()
+                       ? c["model_type"].get<std::string>()
+                       : "";
   if (mt.empty()) fail("{}/config.json: missing 'model_type'", f.path);
   ModelSpec s;
   s.arch = arch_by_name(mt);
@@ -129,13 +131,16 @@ ModelSpec read_model_spec(const ModelFiles& files) {
   HParams& h = s.hp;
   if (h.n_embd_io == 0) h.n_embd_io = h.n_embd;
   if (h.rope_dim == 0) h.rope_dim = h.head_dim;
-  auto bad = [&](const std::string& what) { fail("{}: inconsistent hyper-parameters: {}", files.path, what); };
+  auto bad = [&](const std::string& what) {
+    fail("{}: inconsistent hyper-parameters: {}", files.path, what);
+  };
   if (h.n_embd <= 0 || h.n_layer <= 0 || h.n_head <= 0 || h.n_ff <= 0) bad("a size is zero");
   if (h.n_layer > 4096 || h.n_head > 4096 || h.n_embd > (1 << 20)) bad("absurd sizes");
   if (h.n_head_kv <= 0 || h.n_head % h.n_head_kv != 0)
     bad(fmt::format("{} heads are not a multiple of {} KV heads", h.n_head, h.n_head_kv));
   if (h.head_dim <= 0 || h.head_dim > 1024) bad(fmt::format("head dimension {}", h.head_dim));
-  if (h.rope_dim <= 0 || h.rope_dim > h.head_dim || h.rope_dim % 2) bad(fmt::format("rope dimension {}", h.rope_dim));
+  if (h.rope_dim <= 0 || h.rope_dim > h.head_dim || h.rope_dim % 2)
+    bad(fmt::format("rope dimension {}", h.rope_dim));
   if (!(h.norm_eps > 0) || h.norm_eps > 1) bad(fmt::format("norm epsilon {}", h.norm_eps));
   if (!(h.rope_theta > 0)) bad(fmt::format("rope theta {}", h.rope_theta));
   // The vocabulary size is whatever the embedding table holds.
@@ -143,7 +148,8 @@ ModelSpec read_model_spec(const ModelFiles& files) {
   const TensorInfo* t = emb ? files.find(emb) : nullptr;
   if (!t) {
     for (const auto& ti : files.tensors)
-      if (ti.name.find("embed_tokens.weight") != std::string::npos || ti.name.find("wte.weight") != std::string::npos ||
+      if (ti.name.find("embed_tokens.weight") != std::string::npos ||
+          ti.name.find("wte.weight") != std::string::npos ||
           ti.name.find("word_embeddings.weight") != std::string::npos) {
         t = &ti;
         break;

@@ -11,8 +11,8 @@ namespace strata {
 
 struct HParams {
   int64_t n_vocab = 0;
-  int64_t n_embd = 0;      // residual stream width
-  int64_t n_embd_io = 0;   // embedding / head width (OPT word_embed_proj_dim); = n_embd usually
+  int64_t n_embd = 0;     // residual stream width
+  int64_t n_embd_io = 0;  // embedding / head width (OPT word_embed_proj_dim); = n_embd usually
   int64_t n_layer = 0;
   int64_t n_head = 0;
   int64_t n_head_kv = 0;

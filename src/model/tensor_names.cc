@@ -8,7 +8,9 @@
 namespace strata {
 namespace {
 
-bool starts_with(const std::string& s, const std::string& p) { return s.compare(0, p.size(), p) == 0; }
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.compare(0, p.size(), p) == 0;
+}
 bool ends_with(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
 }
@@ -28,34 +30,44 @@ struct Table {
 const Table& table_for(const std::string& arch) {
   static const std::map<std::string, Table> tables = [] {
     std::map<std::string, Table> t;
-    t["llama"].global = {{"embed_tokens", "token_embd"}, {"norm", "output_norm"}, {"lm_head", "output"}};
-    t["llama"].layer = {{"input_layernorm", "attn_norm"},       {"self_attn.q_proj", "attn_q"},
-                        {"self_attn.k_proj", "attn_k"},         {"self_attn.v_proj", "attn_v"},
-                        {"self_attn.o_proj", "attn_output"},    {"post_attention_layernorm", "ffn_norm"},
-                        {"mlp.gate_proj", "ffn_gate"},          {"mlp.up_proj", "ffn_up"},
-                        {"mlp.down_proj", "ffn_down"}};
-    t["opt"].global = {{"embed_tokens", "token_embd"}, {"embed_positions", "position_embd"},
-                       {"project_in", "proj_in"},      {"project_out", "proj_out"},
+    t["llama"].global = {
+        {"embed_tokens", "token_embd"}, {"norm", "output_norm"}, {"lm_head", "output"}};
+    t["llama"].layer = {
+        {"input_layernorm", "attn_norm"},    {"self_attn.q_proj", "attn_q"},
+        {"self_attn.k_proj", "attn_k"},      {"self_attn.v_proj", "attn_v"},
+        {"self_attn.o_proj", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.gate_proj", "ffn_gate"},       {"mlp.up_proj", "ffn_up"},
+        {"mlp.down_proj", "ffn_down"}};
+    t["opt"].global = {{"embed_tokens", "token_embd"},      {"embed_positions", "position_embd"},
+                       {"project_in", "proj_in"},           {"project_out", "proj_out"},
                        {"final_layer_norm", "output_norm"}, {"lm_head", "output"}};
-    t["opt"].layer = {{"self_attn_layer_norm", "attn_norm"}, {"self_attn.q_proj", "attn_q"},
-                      {"self_attn.k_proj", "attn_k"},        {"self_attn.v_proj", "attn_v"},
-                      {"self_attn.out_proj", "attn_output"}, {"final_layer_norm", "ffn_norm"},
-                      {"fc1", "ffn_up"},                     {"fc2", "ffn_down"}};
-    t["gpt2"].global = {{"wte", "token_embd"}, {"wpe", "position_embd"}, {"ln_f", "output_norm"}, {"lm_head", "output"}};
-    t["gpt2"].layer = {{"ln_1", "attn_norm"},     {"attn.c_attn", "attn_qkv"}, {"attn.c_proj", "attn_output"},
-                       {"ln_2", "ffn_norm"},      {"mlp.c_fc", "ffn_up"},      {"mlp.c_proj", "ffn_down"}};
+    t["opt"].layer = {{"self_attn_layer_norm", "attn_norm"},
+                      {"self_attn.q_proj", "attn_q"},
+                      {"self_attn.k_proj", "attn_k"},
+                      {"self_attn.v_proj", "attn_v"},
+                      {"self_attn.out_proj", "attn_output"},
+                      {"final_layer_norm", "ffn_norm"},
+                      {"fc1", "ffn_up"},
+                      {"fc2", "ffn_down"}};
+    t["gpt2"].global = {{"wte", "token_embd"},
+                        {"wpe", "position_embd"},
+                        {"ln_f", "output_norm"},
+                        {"lm_head", "output"}};
+    t["gpt2"].layer = {{"ln_1", "attn_norm"},          {"attn.c_attn", "attn_qkv"},
+                       {"attn.c_proj", "attn_output"}, {"ln_2", "ffn_norm"},
+                       {"mlp.c_fc", "ffn_up"},         {"mlp.c_proj", "ffn_down"}};
     t["gpt2"].layer_transform = {{"attn_qkv", LoadTransform::Transpose},
                                  {"attn_output", LoadTransform::Transpose},
                                  {"ffn_up", LoadTransform::Transpose},
                                  {"ffn_down", LoadTransform::Transpose}};
-    t["bloom"].global = {{"word_embeddings", "token_embd"}, {"word_embeddings_layernorm", "token_embd_norm"},
-                         {"ln_f", "output_norm"}, {"lm_head", "output"}};
-    t["bloom"].layer = {{"input_layernorm", "attn_norm"},
-                        {"self_attention.query_key_value", "attn_qkv"},
-                        {"self_attention.dense", "attn_output"},
-                        {"post_attention_layernorm", "ffn_norm"},
-                        {"mlp.dense_h_to_4h", "ffn_up"},
-                        {"mlp.dense_4h_to_h", "ffn_down"}};
+    t["bloom"].global = {{"word_embeddings", "token_embd"},
+                         {"word_embeddings_layernorm", "token_embd_norm"},
+                         {"ln_f", "output_norm"},
+                         {"lm_head", "output"}};
+    t["bloom"].layer = {
+        {"input_layernorm", "attn_norm"},        {"self_attention.query_key_value", "attn_qkv"},
+        {"self_attention.dense", "attn_output"}, {"post_attention_layernorm", "ffn_norm"},
+        {"mlp.dense_h_to_4h", "ffn_up"},         {"mlp.dense_4h_to_h", "ffn_down"}};
     t["bloom"].layer_transform = {{"attn_qkv", LoadTransform::QkvPerHeadToConcat}};
     return t;
   }();
@@ -96,7 +108,8 @@ std::optional<MappedName> map_hf_name(const std::string& arch, const std::string
     if (it == tab.layer.end()) break;
     MappedName m{layer_tensor(idx, it->second.c_str()) + suffix, LoadTransform::None};
     auto tr = tab.layer_transform.find(it->second);
-    if (tr != tab.layer_transform.end() && (suffix == ".weight" || tr->second == LoadTransform::QkvPerHeadToConcat))
+    if (tr != tab.layer_transform.end() &&
+        (suffix == ".weight" || tr->second == LoadTransform::QkvPerHeadToConcat))
       m.transform = tr->second;
     return m;
   }

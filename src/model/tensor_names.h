@@ -10,7 +10,7 @@ namespace strata {
 
 enum class LoadTransform {
   None,
-  Transpose,        // stored [in, out] (GPT-2 Conv1D): transpose to [out, in]
+  Transpose,           // stored [in, out] (GPT-2 Conv1D): transpose to [out, in]
   QkvPerHeadToConcat,  // rows [h0:q,k,v, h1:q,k,v, ...] -> [Q; K; V] (BLOOM)
 };
 

@@ -8,7 +8,8 @@ namespace {
 
 void check_shape(const Tensor& t, const std::string& name, std::vector<int64_t> want) {
   if (t.shape != want)
-    fail("tensor '{}' has shape {} but the hyper-parameters need {}", name, t.shape_str(), shape_to_string(want));
+    fail("tensor '{}' has shape {} but the hyper-parameters need {}", name, t.shape_str(),
+         shape_to_string(want));
 }
 
 const Tensor* opt_mat(const WeightStore& s, const std::string& name, std::vector<int64_t> want) {
@@ -46,7 +47,8 @@ GlobalWeights bind_global(const ModelSpec& spec, const WeightStore& s) {
     g.pos_embd = s.find("position_embd.weight");
     if (!g.pos_embd) fail("the model has no tensor 'position_embd.weight'");
     if (g.pos_embd->shape.size() != 2 || g.pos_embd->shape[1] != h.n_embd)
-      fail("tensor 'position_embd.weight' has shape {}, expected [*, {}]", g.pos_embd->shape_str(), h.n_embd);
+      fail("tensor 'position_embd.weight' has shape {}, expected [*, {}]", g.pos_embd->shape_str(),
+           h.n_embd);
   }
   if (a.embd_norm) {
     g.embd_norm = vec(s, "token_embd_norm.weight", h.n_embd, true);
@@ -55,7 +57,8 @@ GlobalWeights bind_global(const ModelSpec& spec, const WeightStore& s) {
   g.proj_in = opt_mat(s, "proj_in.weight", {h.n_embd, h.n_embd_io});
   g.proj_out = opt_mat(s, "proj_out.weight", {h.n_embd_io, h.n_embd});
   if (h.n_embd_io != h.n_embd && (!g.proj_in || !g.proj_out))
-    fail("the embedding width {} differs from the hidden width {} but proj_in/proj_out are missing", h.n_embd_io, h.n_embd);
+    fail("the embedding width {} differs from the hidden width {} but proj_in/proj_out are missing",
+         h.n_embd_io, h.n_embd);
   // OPT-350m-style post-LN models have no final norm.
   g.out_norm = vec(s, "output_norm.weight", h.n_embd, a.pre_norm);
   g.out_norm_b = vec(s, "output_norm.bias", h.n_embd, false);

@@ -15,16 +15,21 @@
 namespace strata {
 namespace {
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 }  // namespace
 
 Executor::Executor(Model& model, ThreadPool& pool, KvPool& kv, const ExecutorOptions& opts)
     : model_(model), pool_(pool), kv_(kv), opts_(opts), global_(model.global()) {
   for (int64_t l = 0; l < model.hp().n_layer; ++l) layers_.push_back(model.layer(l));
   if (opts_.act_ram_percent < 100) {
-    if (opts_.offload_dir.empty()) fail("activations are placed on disk but no --offload-dir was given");
+    if (opts_.offload_dir.empty())
+      fail("activations are placed on disk but no --offload-dir was given");
     act_fd_ = ::open(opts_.offload_dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (act_fd_ < 0) fail("cannot create the activation file in '{}': {}", opts_.offload_dir, std::strerror(errno));
+    if (act_fd_ < 0)
+      fail("cannot create the activation file in '{}': {}", opts_.offload_dir,
+           std::strerror(errno));
   }
 }
 
@@ -42,7 +47,8 @@ void Executor::spill(ForwardPass& fp, size_t k) {
   while (done < slot) {
     const ssize_t w = ::pwrite(act_fd_, p + done, slot - done, static_cast<off_t>(off + done));
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) fail("writing activations to '{}' failed: {}", opts_.offload_dir, std::strerror(errno));
+    if (w <= 0)
+      fail("writing activations to '{}' failed: {}", opts_.offload_dir, std::strerror(errno));
     done += static_cast<size_t>(w);
   }
   act_bytes_io_ += slot;
@@ -95,11 +101,13 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
 
   // Micro-batches of whole sequences.
   std::vector<Batch> mbs;
-  const size_t per = opts_.micro_batch_seqs > 0 ? static_cast<size_t>(opts_.micro_batch_seqs) : batch.seqs.size();
+  const size_t per =
+      opts_.micro_batch_seqs > 0 ? static_cast<size_t>(opts_.micro_batch_seqs) : batch.seqs.size();
   for (size_t i = 0; i < batch.seqs.size(); i += std::max<size_t>(per, 1)) {
     Batch b;
-    b.seqs.assign(batch.seqs.begin() + static_cast<std::ptrdiff_t>(i),
-                  batch.seqs.begin() + static_cast<std::ptrdiff_t>(std::min(batch.seqs.size(), i + per)));
+    b.seqs.assign(
+        batch.seqs.begin() + static_cast<std::ptrdiff_t>(i),
+        batch.seqs.begin() + static_cast<std::ptrdiff_t>(std::min(batch.seqs.size(), i + per)));
     mbs.push_back(std::move(b));
   }
   std::vector<std::unique_ptr<ForwardPass>> fps;
@@ -115,13 +123,14 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
   // A live line for streamed steps (seconds each): layer position, tokens, disk rate.
   std::unique_ptr<Progress> prog;
   if (opts_.progress && ws && ws->streams())
-    prog = std::make_unique<Progress>(fmt::format("step {} ({} tokens)", steps_ + 1, batch.n_tokens()), n_layer,
-                                      "layers");
+    prog = std::make_unique<Progress>(
+        fmt::format("step {} ({} tokens)", steps_ + 1, batch.n_tokens()), n_layer, "layers");
   // Zig-zag: each layer visits every micro-batch; the next layer's weights stream meanwhile.
   for (int j = 0; j < n_layer; ++j) {
     if (prog)
       prog->update(j, fmt::format("disk {:.2f} GB/s, waiting for I/O {:.1f}s",
-                                  double(ws->stats().bytes_read - read0) / 1e9 / std::max(1e-9, since(t_step)),
+                                  double(ws->stats().bytes_read - read0) / 1e9 /
+                                      std::max(1e-9, since(t_step)),
                                   ws->stats().io_wait_s - wait0));
     if (ws) {
       ws->acquire(j);
@@ -130,7 +139,8 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
     if (compute)
       for (size_t k = 0; k < fps.size(); ++k) {
         ForwardPass& fp = *fps[k];
-        const bool on_disk = act_fd_ >= 0 && double(k) >= double(fps.size()) * opts_.act_ram_percent / 100.0;
+        const bool on_disk =
+            act_fd_ >= 0 && double(k) >= double(fps.size()) * opts_.act_ram_percent / 100.0;
         if (on_disk && j > 0) unspill(fp, k);
         run_layer(j, fp);
         if (on_disk && j + 1 < n_layer) spill(fp, k);
@@ -151,7 +161,8 @@ void Executor::forward(const Batch& batch, std::vector<float>& logits) {
     fp->head(global_, part);
     logits.insert(logits.end(), part.begin(), part.end());
   }
-  if (!compute) logits.assign(static_cast<size_t>(batch.n_logit_rows() * model_.hp().n_vocab), 0.0f);
+  if (!compute)
+    logits.assign(static_cast<size_t>(batch.n_logit_rows() * model_.hp().n_vocab), 0.0f);
   if (ws) ws->release(n_layer);
   if (prog) prog->clear();
   ++steps_;

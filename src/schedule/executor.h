@@ -21,11 +21,11 @@
 namespace strata {
 
 struct ExecutorOptions {
-  int64_t micro_batch_seqs = 0;          // sequences per micro-batch (gpu_batch_size); 0: one
-  WeightStreamer* streamer = nullptr;    // null: every weight resident
-  double act_ram_percent = 100;          // micro-batches whose hidden states stay in RAM
-  std::string offload_dir;               // for activations placed on disk
-  bool progress = false;                 // live line for slow (streamed) steps
+  int64_t micro_batch_seqs = 0;        // sequences per micro-batch (gpu_batch_size); 0: one
+  WeightStreamer* streamer = nullptr;  // null: every weight resident
+  double act_ram_percent = 100;        // micro-batches whose hidden states stay in RAM
+  std::string offload_dir;             // for activations placed on disk
+  bool progress = false;               // live line for slow (streamed) steps
 };
 
 struct StepStats {

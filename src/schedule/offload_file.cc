@@ -1,8 +1,8 @@
 #include "schedule/offload_file.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <nlohmann/json.hpp>
 
 #include <cstring>
 #include <memory>
@@ -58,8 +58,10 @@ void produce_tensor(const Model& model, const PlannedTensor& t, uint8_t* dst) {
   }
 }
 
-OffloadFile prepare_offload_file(const Model& model, const WeightPlan& plan, const std::string& dir, bool progress) {
-  if (dir.empty()) fail("weights must be converted for the disk tier, but no --offload-dir was given");
+OffloadFile prepare_offload_file(const Model& model, const WeightPlan& plan, const std::string& dir,
+                                 bool progress) {
+  if (dir.empty())
+    fail("weights must be converted for the disk tier, but no --offload-dir was given");
   if (!is_directory(dir)) fail("--offload-dir '{}' is not a directory", dir);
   // Identity of the source and of what goes in.
   nlohmann::json key;

@@ -22,6 +22,7 @@ struct OffloadFile {
 // Produces a tensor in its planned form (dtype/bytes of the PlannedTensor) into dst.
 void produce_tensor(const Model& model, const PlannedTensor& t, uint8_t* dst);
 
-OffloadFile prepare_offload_file(const Model& model, const WeightPlan& plan, const std::string& dir, bool progress);
+OffloadFile prepare_offload_file(const Model& model, const WeightPlan& plan, const std::string& dir,
+                                 bool progress);
 
 }  // namespace strata

@@ -15,14 +15,14 @@
 #include "memory/aligned_buffer.h"
 #include "memory/direct_reader.h"
 #include "model/model.h"
-#include "schedule/offload_file.h"
 #include "policy/weight_plan.h"
+#include "schedule/offload_file.h"
 
 namespace strata {
 
 struct StreamerOptions {
   std::string offload_dir;
-  int depth = 2;        // staging slots (2 = double buffering)
+  int depth = 2;  // staging slots (2 = double buffering)
   bool progress = true;
 };
 
@@ -67,7 +67,7 @@ class WeightStreamer {
     int unit = -1;
     bool acquired = false;
     bool zeroed = false;
-    std::vector<std::pair<int, uint64_t>> tickets;  // (reader, ticket) in flight
+    std::vector<std::pair<int, uint64_t>> tickets;         // (reader, ticket) in flight
     std::vector<std::pair<std::string, uint64_t>> placed;  // tensor -> offset in buf
   };
   void load_resident(ThreadPool& pool);
@@ -82,7 +82,7 @@ class WeightStreamer {
   std::unique_ptr<OffloadFile> offload_;
   std::vector<std::unique_ptr<DirectReader>> readers_;
   std::map<std::string, int> reader_index_;
-  std::map<std::string, Loc> loc_;                    // disk tensors
+  std::map<std::string, Loc> loc_;  // disk tensors
   std::map<int, std::vector<const PlannedTensor*>> unit_disk_;
   std::vector<AlignedBuffer> resident_;
   uint64_t resident_bytes_ = 0;
