@@ -6,6 +6,8 @@
 //                      avx512vnni kernel saves over the single-row AVX-512 one
 //   <type>/<isa>/tok4  the ~32 MiB matrix against 4 activation rows with vec_dot_tokens (prefill)
 //   G4/<isa>/...       g4_matmul_groups on a ~32 MiB G4 matrix, 1 and 4 tokens
+//   act/<Q8 type>/<isa>  quantize_act on one 4096-value activation row (f32 bytes per second):
+//                      what decode spends per matrix before the dot products
 // Run: build-quant/bench/quant_bench --benchmark_filter=... (bytes_per_second is the column).
 #include <benchmark/benchmark.h>
 
@@ -106,6 +108,18 @@ void bench_g4(benchmark::State& state, Isa isa, int n_tok) {
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
 }
 
+void bench_act(benchmark::State& state, DType t, Isa isa) {
+  const QuantizeRowFn f = quantize_act_for_isa(t, isa);
+  const std::vector<float> x = gaussian(kN, 5);
+  std::vector<uint8_t> q(static_cast<size_t>(row_bytes(t, kN)));
+  for (auto _ : state) {
+    f(x.data(), q.data(), kN);
+    benchmark::DoNotOptimize(q.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * kN * 4);
+}
+
 bool runs_here(Isa isa) {
   return vec_dot_for_isa(DType::Q8_0, isa) != nullptr;
 }
@@ -133,6 +147,10 @@ const bool kRegistered = [] {
           ->Unit(benchmark::kMillisecond);
     }
     if (vnni) continue;
+    for (DType a : {DType::Q8_0, DType::Q8_1, DType::Q8_K})
+      benchmark::RegisterBenchmark(
+          (std::string("act/") + dtype_name(a) + "/" + isa_name(isa)).c_str(), bench_act, a, isa)
+          ->Unit(benchmark::kMicrosecond);
     const std::string g4 = std::string("G4/") + isa_name(isa);
     benchmark::RegisterBenchmark((g4 + "/ram").c_str(), bench_g4, isa, 1)
         ->Unit(benchmark::kMillisecond);
