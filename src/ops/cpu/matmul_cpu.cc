@@ -1,9 +1,11 @@
 // CPU linear layer. Paths by weight type and number of tokens:
-//  - decode (few tokens): each output row is one fused dot product of the weight row, in its
-//    stored type, with each token's activations (quantized types: activations quantized once to
-//    the type's Q8 format, integer dot products, never an f32 copy of the weights). Threads split
-//    the rows; memory-bound, the weight bytes cross the bus once. Small batches of quantized
-//    weights use the multi-token fused integer dot, of half weights the few-token kernel.
+//  - one token with f16/bf16 or quantized weights: ops/cpu/matmul_decode.cc (decode_group).
+//  - decode (few tokens, and one token with f32 weights): each output row is one fused dot
+//    product of the weight row, in its stored type, with each token's activations (quantized
+//    types: activations quantized once to the type's Q8 format, integer dot products, never an
+//    f32 copy of the weights). Threads split the rows; memory-bound, the weight bytes cross the
+//    bus once. Small batches of quantized weights use the multi-token fused integer dot, of half
+//    weights the few-token kernel.
 //  - prefill (many tokens), compute-bound:
 //    - Q4_0 and Q8_0 on AVX-512 VNNI: the integer panel GEMM (quant/panel_gemm.h);
 //    - other types on AVX-512: strips of 32 rows packed k-major and strata's strip GEMM
@@ -76,10 +78,6 @@ void widen(const Tensor& w, int64_t r0, int64_t nr, int64_t c, int64_t nk, float
 
 void float_decode(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
                   const float* bias) {
-  if (n_tok == 1 && decode_group_supports(w.dtype)) {
-    const MatmulOut out{&w, y, bias};
-    return decode_group(pool, &out, 1, x);
-  }
   const FloatKernels& fk = float_kernels();
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
@@ -256,10 +254,6 @@ void panel_matmul(ThreadPool& pool, const Tensor& w, const PanelGemm& pg, const 
 
 void quant_matmul(ThreadPool& pool, const Tensor& w, const QuantKernels& q, const float* x,
                   int64_t n_tok, float* y, const float* bias) {
-  if (n_tok == 1) {  // decode: matmul_decode.cc
-    const MatmulOut out{&w, y, bias};
-    return decode_group(pool, &out, 1, x);
-  }
   const int64_t n_out = w.rows(), k = w.cols(), rb = w.row_bytes();
   const QuantKernels* act = quant_kernels(q.vec_dot_type);
   if (!act || !act->quantize_act) fail("matmul: no activation format for {}", dtype_name(w.dtype));
@@ -305,6 +299,10 @@ bool supports(DType t) {
 
 void matmul(ThreadPool& pool, const Tensor& w, const float* x, int64_t n_tok, float* y,
             const float* bias) {
+  if (n_tok == 1 && decode_group_supports(w.dtype)) {  // decode: matmul_decode.cc
+    const MatmulOut out{&w, y, bias};
+    return decode_group(pool, &out, 1, x);
+  }
   if (w.dtype == DType::G4) return g4_matmul(pool, w, x, n_tok, y, bias);
   if (is_float_type(w.dtype)) {
     const FewKernel few = few_kernel(w.dtype);
