@@ -29,7 +29,9 @@ bool is_int_type(GgufType t) {
   }
 }
 
-uint64_t min_size(GgufType t) {
+}  // namespace
+
+uint64_t gguf_min_value_bytes(GgufType t) {
   switch (t) {
     case GgufType::U8:
     case GgufType::I8:
@@ -52,8 +54,6 @@ uint64_t min_size(GgufType t) {
   }
   return 1;
 }
-
-}  // namespace
 
 const char* gguf_type_name(GgufType t) {
   static const char* names[] = {"u8",   "i8",     "u16",   "i16", "u32", "i32", "f32",
@@ -162,7 +162,7 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
         fail("{}: unknown array element type {} at offset {}", r.source(), et, r.pos() - 4);
       v.elem = static_cast<GgufType>(et);
       const uint64_t n = r.read<uint64_t>("array length");
-      if (n > r.remaining() / min_size(v.elem))
+      if (n > r.remaining() / gguf_min_value_bytes(v.elem))
         fail("{}: array of {} {} elements at offset {} cannot fit in the {} bytes left", r.source(),
              n, gguf_type_name(v.elem), r.pos() - 8, r.remaining());
       if (v.elem == GgufType::STRING) {

@@ -31,6 +31,9 @@ enum class GgufType : uint32_t {
   F64 = 12,
 };
 const char* gguf_type_name(GgufType t);
+// The fewest bytes one value of type t takes in a file (a string: its 8-byte length; an array:
+// element type and count): bounds an array's count by the bytes left before reading it.
+uint64_t gguf_min_value_bytes(GgufType t);
 
 struct GgufValue {
   GgufType type = GgufType::U8;

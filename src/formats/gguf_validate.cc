@@ -55,26 +55,6 @@ bool is_int_type(GgufType t) {
   }
 }
 
-uint64_t min_size(GgufType t) {
-  switch (t) {
-    case GgufType::U8:
-    case GgufType::I8:
-    case GgufType::BOOL:
-      return 1;
-    case GgufType::U16:
-    case GgufType::I16:
-      return 2;
-    case GgufType::U32:
-    case GgufType::I32:
-    case GgufType::F32:
-      return 4;
-    case GgufType::ARRAY:
-      return 12;
-    default:
-      return 8;
-  }
-}
-
 bool valid_utf8(const std::string& s) {
   size_t i = 0;
   const auto* p = reinterpret_cast<const unsigned char*>(s.data());
@@ -219,7 +199,7 @@ class Checker {
           fail("key '{}': unknown array element type {} at offset {}", where, et, r_.pos() - 4);
         v.elem = static_cast<GgufType>(et);
         const uint64_t n = r_.read<uint64_t>("array length");
-        if (n > r_.remaining() / min_size(v.elem))
+        if (n > r_.remaining() / gguf_min_value_bytes(v.elem))
           fail("key '{}': array of {} {} at offset {} cannot fit in the {} bytes left", where, n,
                gguf_type_name(v.elem), r_.pos() - 8, r_.remaining());
         for (uint64_t k = 0; k < n; ++k) {
