@@ -57,9 +57,11 @@ TEST(Cli, BenchJsonSetsEachDecodeRepetitionAgainstItsOwnBandwidth) {
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_EQ(j.size(), 2u) << r.out;
   EXPECT_EQ(j[0]["test"], "pp16");
+  EXPECT_EQ(j[0]["threads"], 1) << "-t sets the thread count when --threads-list is not given";
   EXPECT_FALSE(j[0].contains("fraction_of_roofline"));
   const auto& tg = j[1];
   EXPECT_EQ(tg["test"], "tg8");
+  EXPECT_EQ(tg["threads"], 1);
   ASSERT_EQ(tg["tokens_per_second"].size(), 2u);
   ASSERT_EQ(tg["bandwidth_per_rep_gbps"].size(), 2u);
   ASSERT_EQ(tg["fraction_of_roofline_per_rep"].size(), 2u);

@@ -56,8 +56,9 @@ std::string model_desc(Model& m) {
 }
 
 void bench_pp_tg(const BenchOptions& o) {
-  std::vector<int> threads = o.threads;
-  if (threads.empty()) threads.push_back(ThreadPool::default_threads());
+  std::vector<int> threads = o.threads;  // --threads-list, else -t, else every core
+  if (threads.empty())
+    threads.push_back(o.m.threads > 0 ? o.m.threads : ThreadPool::default_threads());
   nlohmann::json results = nlohmann::json::array();
   double bw = 0;
   if (!o.no_bandwidth) {
