@@ -417,11 +417,14 @@ void check_paged_attention(ThreadPool& pool, const AttentionCase& c, double tol)
 
 TEST(Attention, PagedMatchesDenseWithGqaAlibiAndF16) {
   ThreadPool pool(2);
-  // The first cases take the per-(query, head) path (fewer than 4 queries), the rest the tiled
-  // prefill path: query tiles with remainders, key chunks of 64 with remainders and a tile's
-  // earlier rows masked out of its last chunk, head dimensions that are not whole vectors.
+  // Fewer than 4 queries take the grouped decode path (a task per KV head and query; the last
+  // block partly filled; one head per KV head; head dimensions that are not whole vectors; the
+  // 1B Llama's 32 heads on 4 KV heads), the rest the tiled prefill path: query tiles with
+  // remainders, key chunks of 64 with remainders and a tile's earlier rows masked out of its
+  // last chunk.
   const AttentionCase cases[] = {
-      {4, 2, 8, 4, 7, 1},    {4, 2, 8, 4, 7, 3},    {4, 2, 8, 4, 7, 4},    {8, 2, 64, 16, 70, 37},
+      {4, 2, 8, 4, 7, 1},    {4, 2, 8, 4, 7, 3},    {32, 4, 64, 16, 100, 1}, {32, 4, 64, 16, 95, 2},
+      {3, 3, 24, 8, 0, 1},   {6, 1, 40, 8, 33, 1},  {4, 2, 8, 4, 7, 4},      {8, 2, 64, 16, 70, 37},
       {4, 4, 80, 16, 0, 20}, {6, 1, 24, 8, 130, 9}, {8, 8, 16, 32, 0, 150}};
   for (Isa isa : runnable_isas()) {
     set_isa_cap(isa);
