@@ -286,27 +286,35 @@ TEST_P(Matmul, BothPathsMatchDoubleReference) {
 INSTANTIATE_TEST_SUITE_P(FloatTypes, Matmul,
                          ::testing::Values(DType::F32, DType::F16, DType::BF16));
 
+// rope keeps the last position's angles between calls: a call that starts at the position the
+// previous one ended on, with another theta or rope_dim, must still get its own angles.
 TEST(Rope, BothLayoutsRotatePairsByPositionAngle) {
-  const int64_t heads = 2, hd = 8, rd = 6;
-  for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::HalfSplit}) {
-    auto x = randn(size_t(3 * heads * hd), 8);
-    auto y = x;
-    const int32_t pos[3] = {0, 5, 1000};
-    rope(y.data(), 3, pos, heads, hd, rd, 10000.0f, layout);
-    for (int t = 0; t < 3; ++t)
-      for (int h = 0; h < heads; ++h) {
-        const float* a = x.data() + (t * heads + h) * hd;
-        const float* o = y.data() + (t * heads + h) * hd;
-        for (int i = 0; i < rd / 2; ++i) {
-          const int p = layout == RopeLayout::Interleaved ? 2 * i : i;
-          const int q = layout == RopeLayout::Interleaved ? 2 * i + 1 : i + rd / 2;
-          const double ang = pos[t] * std::pow(10000.0, -2.0 * i / rd);
-          EXPECT_NEAR(o[p], a[p] * std::cos(ang) - a[q] * std::sin(ang), 1e-5);
-          EXPECT_NEAR(o[q], a[p] * std::sin(ang) + a[q] * std::cos(ang), 1e-5);
+  const int64_t heads = 2, hd = 8;
+  struct C {
+    float theta;
+    int64_t rd;
+  };
+  for (const C c : {C{10000.0f, 6}, C{10000.0f, 6}, C{500000.0f, 6}, C{500000.0f, 8}})
+    for (RopeLayout layout : {RopeLayout::Interleaved, RopeLayout::HalfSplit}) {
+      const int64_t rd = c.rd;
+      auto x = randn(size_t(4 * heads * hd), 8);
+      auto y = x;
+      const int32_t pos[4] = {5, 1000, 0, 5};  // each call starts where the last one ended
+      rope(y.data(), 4, pos, heads, hd, rd, c.theta, layout);
+      for (int t = 0; t < 4; ++t)
+        for (int h = 0; h < heads; ++h) {
+          const float* a = x.data() + (t * heads + h) * hd;
+          const float* o = y.data() + (t * heads + h) * hd;
+          for (int i = 0; i < rd / 2; ++i) {
+            const int p = layout == RopeLayout::Interleaved ? 2 * i : i;
+            const int q = layout == RopeLayout::Interleaved ? 2 * i + 1 : i + rd / 2;
+            const double ang = pos[t] * std::pow(double(c.theta), -2.0 * i / double(rd));
+            EXPECT_NEAR(o[p], a[p] * std::cos(ang) - a[q] * std::sin(ang), 1e-5);
+            EXPECT_NEAR(o[q], a[p] * std::sin(ang) + a[q] * std::cos(ang), 1e-5);
+          }
+          for (int i = rd; i < hd; ++i) EXPECT_EQ(o[i], a[i]);  // beyond rope_dim: untouched
         }
-        for (int i = rd; i < hd; ++i) EXPECT_EQ(o[i], a[i]);  // beyond rope_dim: untouched
-      }
-  }
+    }
 }
 
 TEST(Norms, RmsAndLayerNorm) {

@@ -12,8 +12,15 @@ void rms_norm(ThreadPool& pool, const float* x, const float* w, int64_t n, int64
     for (int64_t r = r0; r < r1; ++r) {
       const float* xr = x + r * dim;
       float* o = out + r * dim;
-      double ss = 0;
-      for (int64_t i = 0; i < dim; ++i) ss += double(xr[i]) * xr[i];
+      // Eight partial sums: one chain of dim dependent double additions took ~3 us per row of
+      // 2048 (twice per layer in decode).
+      double part[8] = {};
+      int64_t i = 0;
+      for (; i + 8 <= dim; i += 8)
+        for (int j = 0; j < 8; ++j) part[j] += double(xr[i + j]) * xr[i + j];
+      for (; i < dim; ++i) part[0] += double(xr[i]) * xr[i];
+      const double ss =
+          ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
       const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(dim) + double(eps)));
       if (w)
         for (int64_t i = 0; i < dim; ++i) o[i] = xr[i] * inv * w[i];
@@ -88,7 +95,8 @@ void activate(ThreadPool& pool, Activation a, float* x, int64_t count) {
 void activate_gated(ThreadPool& pool, Activation a, float* gate, const float* up, int64_t count) {
   if (a == Activation::SiLU) {
     const auto silu_mul = cpu::float_kernels().silu_mul;
-    return pool.parallel_for(count, 4096,
+    // Chunks of 1024: with 4096 an FFN of 5632 split 4096 / 1536 between two threads.
+    return pool.parallel_for(count, 1024,
                              [&](int64_t b, int64_t e) { silu_mul(e - b, gate + b, up + b); });
   }
   pool.parallel_for(count, 4096, [&](int64_t b, int64_t e) {
