@@ -168,7 +168,7 @@ void prefetch_head_rows(const void* const* blocks, const KvView& kv, int64_t j0,
 // values into their outputs (gemm_nn), where the per-head path made a dot product and an axpy
 // call per (head, key). One layer of the 1B Llama (32 heads sharing 4 KV heads, f32 cache, 2
 // threads; throwaway microbenchmark): cache in L2 20 -> 9 us at 64 keys, 60 -> 28 at 256; cache
-// cold (read from RAM) 35 -> 16-19 us at 64 keys, 112 -> 79 at 256, 410 -> 306 at 1024.
+// cold (read from RAM) 35 -> 18.6 us at 64 keys, 112 -> 79.5 at 256, 410 -> 305 at 1024.
 void attention_grouped(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
                        int64_t n_q, int64_t pos0, float* out) {
   const cpu::FloatKernels& fk = cpu::float_kernels();
