@@ -39,12 +39,11 @@ void g4_head_slice(const uint8_t* row, int64_t n, int64_t head, int64_t hd, std:
   std::copy_n(full.data() + head * hd, hd, out.data());
 }
 
-constexpr int64_t kTiledMinQueries = 4;  // fewer queries take the per-(query, head) path
+constexpr int64_t kTiledMinQueries = 4;  // fewer queries take the grouped decode path
 constexpr int64_t kQueryTile = 16;       // query tokens per task, at most
 constexpr int64_t kKeyChunk = 64;        // keys per step of the online softmax
-constexpr int64_t kMaxGroup = 64;
-constexpr int64_t kPrefetchBlocks = 2;  // cache blocks the grouped path asks for ahead        //
-                                        // query heads per KV head the grouped decode path takes
+constexpr int64_t kMaxGroup = 64;        // query heads per KV head the grouped path takes
+constexpr int64_t kPrefetchBlocks = 2;   // cache blocks the grouped path asks for ahead
 
 void attention_tiled(ThreadPool& pool, const AttentionParams& p, const KvView& kv, const float* q,
                      int64_t n_q, int64_t pos0, float* out) {
