@@ -108,9 +108,7 @@ std::string GgufValue::to_string(size_t max_items) const {
   }
 }
 
-GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
-  GgufValue v;
-  v.type = t;
+bool gguf_read_number(ByteReader& r, GgufType t, GgufValue& v) {
   switch (t) {
     case GgufType::U8:
       v.i = r.read<uint8_t>("u8 value");
@@ -142,6 +140,17 @@ GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
     case GgufType::F64:
       v.f = r.read<double>("f64 value");
       break;
+    default:
+      return false;
+  }
+  return true;
+}
+
+GgufValue GgufFile::read_value(ByteReader& r, GgufType t, int depth) {
+  GgufValue v;
+  v.type = t;
+  if (gguf_read_number(r, t, v)) return v;
+  switch (t) {
     case GgufType::BOOL: {
       const uint8_t b = r.read<uint8_t>("bool value");
       if (b > 1)

@@ -63,6 +63,10 @@ struct GgufTensor {
   uint64_t nbytes = 0;         // 0 when the type is unknown to strata
 };
 
+// Reads one fixed-width number (U8 to I64, F32, F64) into v.i or v.f; false, reading nothing,
+// for BOOL, STRING and ARRAY, whose checks differ between the reader and the strict validator.
+bool gguf_read_number(class ByteReader& r, GgufType t, GgufValue& v);
+
 class GgufFile {
  public:
   // Parses and validates; throws strata::Error with the file name and offset on any problem.

@@ -146,37 +146,8 @@ class Checker {
   GgufValue value(GgufType t, const std::string& where, int depth) {
     GgufValue v;
     v.type = t;
+    if (gguf_read_number(r_, t, v)) return v;
     switch (t) {
-      case GgufType::U8:
-        v.i = r_.read<uint8_t>("u8");
-        break;
-      case GgufType::I8:
-        v.i = r_.read<int8_t>("i8");
-        break;
-      case GgufType::U16:
-        v.i = r_.read<uint16_t>("u16");
-        break;
-      case GgufType::I16:
-        v.i = r_.read<int16_t>("i16");
-        break;
-      case GgufType::U32:
-        v.i = r_.read<uint32_t>("u32");
-        break;
-      case GgufType::I32:
-        v.i = r_.read<int32_t>("i32");
-        break;
-      case GgufType::U64:
-        v.i = static_cast<int64_t>(r_.read<uint64_t>("u64"));
-        break;
-      case GgufType::I64:
-        v.i = r_.read<int64_t>("i64");
-        break;
-      case GgufType::F32:
-        v.f = r_.read<float>("f32");
-        break;
-      case GgufType::F64:
-        v.f = r_.read<double>("f64");
-        break;
       case GgufType::BOOL: {
         const uint8_t b = r_.read<uint8_t>("bool");
         if (b > 1)
@@ -215,6 +186,8 @@ class Checker {
         }
         break;
       }
+      default:  // the fixed-width numbers, read above
+        break;
     }
     return v;
   }
