@@ -187,10 +187,10 @@ void attention_grouped(ThreadPool& pool, const AttentionParams& p, const KvView&
       st.resize(static_cast<size_t>(n_keys * group));
       const int64_t bt = kv.block_tokens;
       prefetch_head_rows(kv.k_blocks, kv, 0, kPrefetchBlocks * bt, n_keys, kvh, hd);
+      prefetch_head_rows(kv.v_blocks, kv, 0, kPrefetchBlocks * bt, n_keys, kvh, hd);
       for (int64_t j0 = 0; j0 < n_keys; j0 += bt) {
         const int64_t kc = std::min(bt, n_keys - j0);
         prefetch_head_rows(kv.k_blocks, kv, j0 + kPrefetchBlocks * bt, bt, n_keys, kvh, hd);
-        if (j0 == 0) prefetch_head_rows(kv.v_blocks, kv, 0, kPrefetchBlocks * bt, n_keys, kvh, hd);
         int64_t ld = 0;
         const float* k = head_rows(kv.k_blocks, kv, j0, kc, kvh, hd, kbuf, &ld);
         fk.gemm_nn(kc, group, hd, k, ld, qt.data(), group, st.data() + j0 * group, group, false);
